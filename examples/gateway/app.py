@@ -1,0 +1,416 @@
+"""Example LLM gateway: the app the README demo and the end-to-end tests drive.
+
+It configures no telemetry on purpose. Run it as users would::
+
+    opentelemetry-instrument uvicorn examples.gateway.app:app
+
+and the distro instruments FastAPI and httpx and installs the global exception handler. The app
+only says *who* (``set_user_context`` in the auth dependency), *what* (``set_request_context`` in
+the routes) and *how it got there* (breadcrumbs), and raises the spec's error kinds unhandled.
+
+Env (read at import): ``GATEWAY_PROVIDER_URL`` (default ``http://127.0.0.1:8001``),
+``PROVIDER_API_KEY`` (sent upstream, never logged or returned), ``GATEWAY_PROVIDER_TIMEOUT``
+(seconds, default 30).
+
+Auth: ``Authorization: Bearer gw_<user_id>``; users are derived from the id (ids starting with
+``broke`` have 0 credits, ids starting with ``free`` are on the free plan).
+"""
+
+import hmac
+import logging
+import os
+import re
+import uuid
+import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict
+
+from otel_gatewayz import add_breadcrumb, capture_errors, set_request_context, set_user_context
+
+from .errors import (
+    AuthenticationError,
+    InsufficientCreditsError,
+    ProviderAPIError,
+    RateLimitExceeded,
+    ValidationError,
+)
+
+__all__ = ["app", "get_current_user", "get_provider_client"]
+
+logger = logging.getLogger(__name__)
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be > 0")
+    return value
+
+
+PROVIDER_URL = os.environ.get("GATEWAY_PROVIDER_URL", "http://127.0.0.1:8001").rstrip("/")
+PROVIDER_API_KEY = os.environ.get("PROVIDER_API_KEY", "sk-demo-0000000000000000000000000000")
+PROVIDER_TIMEOUT = _env_seconds("GATEWAY_PROVIDER_TIMEOUT", 30.0)
+
+# The demo accepts one password for every account; a real gateway checks a hash in its database.
+DEMO_PASSWORD = "demo-password"
+_API_KEY_RE = re.compile(r"gw_([A-Za-z0-9_-]{1,64})")
+_PROVIDER_NAMES = {"openrouter": "OpenRouter", "anthropic": "Anthropic", "openai": "OpenAI"}
+_MASKED_KEY = "gw_********"
+
+
+class User(BaseModel):
+    """An API user, as the auth dependency resolves it."""
+
+    id: str
+    email: str
+    api_key_id: int
+    credits: int
+    plan: str
+
+
+class ChatRequest(BaseModel):
+    """OpenAI-style body; extra fields (temperature, max_tokens...) are forwarded as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool = False
+    provider: str = "openrouter"
+
+
+class MessagesRequest(ChatRequest):
+    """Anthropic-style body: same flow, routed to the anthropic provider by default."""
+
+    provider: str = "anthropic"
+
+
+class PaymentRequest(BaseModel):
+    amount: float
+
+
+class LoginRequest(BaseModel):
+    email: str
+    password: str
+
+
+def _user_for(user_id: str) -> User:
+    # Derived rather than stored, so any id works in demos and tests without fixtures.
+    return User(
+        id=user_id,
+        email=f"{user_id}@example.com",
+        api_key_id=zlib.crc32(user_id.encode()) % 10000,
+        credits=0 if user_id.startswith("broke") else 1000,
+        plan="free" if user_id.startswith("free") else "pro",
+    )
+
+
+# --- provider client --------------------------------------------------------------------------
+
+_client: httpx.AsyncClient | None = None
+
+
+async def get_provider_client() -> httpx.AsyncClient:
+    """One pooled client for the process, created on first use (after the distro patched httpx).
+
+    A dependency so tests can swap in a client bound to the stub provider's ASGI app.
+    """
+    global _client
+    if _client is None:
+        _client = httpx.AsyncClient(base_url=PROVIDER_URL, timeout=PROVIDER_TIMEOUT)
+    return _client
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    """Close the pooled provider client on shutdown."""
+    global _client
+    yield
+    if _client is not None:
+        await _client.aclose()
+        _client = None
+
+
+app = FastAPI(title="otel_gatewayz example gateway", lifespan=lifespan)
+
+# --- auth ---------------------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def get_current_user(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """Resolve the API key to a user and attach the user to the request's telemetry.
+
+    Async on purpose: a sync dependency runs in a worker thread, and context it sets would not
+    reach the route.
+    """
+    match = _API_KEY_RE.fullmatch(credentials.credentials) if credentials else None
+    if match is None:
+        # An expected 4xx, not an error event.
+        raise HTTPException(
+            status_code=401,
+            detail="Missing or invalid API key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    user = _user_for(match.group(1))
+    set_user_context(
+        user_id=user.id,
+        email=user.email,
+        api_key_id=str(user.api_key_id),
+        credits=user.credits,
+        plan=user.plan,
+    )
+    add_breadcrumb("User authenticated", category="auth")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+ProviderClient = Annotated[httpx.AsyncClient, Depends(get_provider_client)]
+
+# --- inference ----------------------------------------------------------------------------------
+
+
+def _display(provider: str) -> str:
+    return _PROVIDER_NAMES.get(provider, provider)
+
+
+def _check_upstream(response: httpx.Response, provider: str) -> None:
+    """Turn an upstream failure status into the spec's error kinds."""
+    status = response.status_code
+    if status == httpx.codes.TOO_MANY_REQUESTS:
+        retry = response.headers.get("retry-after")
+        suffix = f" (retry after {retry}s)" if retry else ""
+        raise RateLimitExceeded(f"{_display(provider)} rate limit exceeded{suffix}")
+    if response.is_error:
+        logger.warning("provider %s returned %s", provider, status)
+        raise ProviderAPIError(f"{provider} returned {status}")
+
+
+async def _send_upstream(
+    client: httpx.AsyncClient, path: str, payload: dict[str, Any], provider: str, stream: bool
+) -> httpx.Response:
+    request = client.build_request(
+        "POST", path, json=payload, headers={"Authorization": f"Bearer {PROVIDER_API_KEY}"}
+    )
+    try:
+        response = await client.send(request, stream=stream)
+    except httpx.TimeoutException as exc:
+        timeout = client.timeout.read or PROVIDER_TIMEOUT
+        raise ProviderAPIError(f"{_display(provider)} API timeout after {timeout:g}s") from exc
+    except httpx.TransportError as exc:
+        raise ProviderAPIError(f"{_display(provider)} API unreachable") from exc
+    try:
+        _check_upstream(response, provider)
+    except Exception:
+        await response.aclose()
+        raise
+    return response
+
+
+async def _sse_events(response: httpx.Response) -> AsyncIterator[list[str]]:
+    """Group the body's lines into SSE events (blank-line separated), flushing a trailing one."""
+    event: list[str] = []
+    async for line in response.aiter_lines():
+        if line:
+            event.append(line)
+        elif event:
+            yield event
+            event = []
+    if event:
+        yield event
+
+
+def _is_error_event(event: list[str]) -> bool:
+    return any(
+        field == "event" and value.strip() == "error"
+        for field, _, value in (line.partition(":") for line in event)
+    )
+
+
+@capture_errors(operation="stream_chat")
+async def relay_stream(response: httpx.Response) -> AsyncIterator[bytes]:
+    """Relay the provider's SSE events as they arrive, one write per event.
+
+    Runs after the 200 and its headers went out, so a broken upstream can only be reported by
+    raising here; the decorator records the error under the operation name.
+    """
+    done = False
+    try:
+        async for event in _sse_events(response):
+            if _is_error_event(event):
+                raise ProviderAPIError("stream interrupted")
+            done = done or "data: [DONE]" in event
+            yield ("\n".join(event) + "\n\n").encode()
+    except httpx.TransportError as exc:  # connection cut or read timeout mid-body
+        raise ProviderAPIError("stream interrupted") from exc
+    finally:
+        await response.aclose()
+    if not done:
+        raise ProviderAPIError("stream interrupted")
+
+
+def _completion_json(response: httpx.Response) -> dict[str, Any]:
+    """The provider's completion, or the spec's "unique" error when it is not one."""
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise ValueError("Unexpected format in response") from exc
+    if isinstance(data, dict) and isinstance(data.get("choices"), list):
+        return data
+    raise ValueError("Unexpected format in response")
+
+
+async def _chat(
+    body: ChatRequest, user: User, client: httpx.AsyncClient, endpoint: str
+) -> dict[str, Any] | StreamingResponse:
+    set_request_context(
+        endpoint=endpoint,
+        method="POST",
+        model=body.model,
+        provider=body.provider,
+        stream=body.stream,
+    )
+    add_breadcrumb(
+        "Chat request started",
+        category="inference",
+        data={"model": body.model, "stream": body.stream},
+    )
+    if body.model == "gpt-999":
+        raise ValidationError(f"Invalid model parameter '{body.model}'")
+    add_breadcrumb("Rate limit check passed", category="rate_limit", data={"plan": user.plan})
+    if user.credits <= 0:
+        raise InsufficientCreditsError(f"User has {user.credits} credits")
+
+    payload = body.model_dump(exclude={"provider"})
+    add_breadcrumb(
+        "Calling provider",
+        category="provider",
+        data={"provider": body.provider, "model": body.model},
+    )
+    response = await _send_upstream(client, endpoint, payload, body.provider, body.stream)
+    if body.stream:
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            await response.aclose()
+            raise ValueError("Unexpected format in response")
+        return StreamingResponse(
+            relay_stream(response),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    data = _completion_json(response)
+    add_breadcrumb("Provider responded", category="provider", data={"status": response.status_code})
+    return data
+
+
+@app.post("/v1/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatRequest, user: CurrentUser, client: ProviderClient
+) -> dict[str, Any] | StreamingResponse:
+    """OpenAI-compatible chat completion, relayed to the provider (SSE when ``stream``)."""
+    return await _chat(body, user, client, "/v1/chat/completions")
+
+
+@app.post("/v1/messages", response_model=None)
+async def messages(
+    body: MessagesRequest, user: CurrentUser, client: ProviderClient
+) -> dict[str, Any] | StreamingResponse:
+    """Anthropic-style alias of chat completions."""
+    return await _chat(body, user, client, "/v1/messages")
+
+
+# --- account ------------------------------------------------------------------------------------
+
+
+@app.get("/users/me")
+async def users_me(user: CurrentUser) -> User:
+    """The authenticated user."""
+    return user
+
+
+@capture_errors(operation="process_payment", capture_args=True)
+async def process_payment(user_id: str, amount: float) -> dict[str, Any]:
+    """Charge the user; validated here so a rejected payment is recorded with its arguments."""
+    if amount <= 0:
+        raise ValidationError("Invalid payment amount")
+    add_breadcrumb("Payment recorded", category="db", data={"amount": amount})
+    return {
+        "id": f"pay_{uuid.uuid4().hex[:16]}",
+        "user_id": user_id,
+        "amount": amount,
+        "status": "succeeded",
+    }
+
+
+@app.post("/payments")
+async def payments(body: PaymentRequest, user: CurrentUser) -> dict[str, Any]:
+    """Add credits to the authenticated user."""
+    set_request_context(endpoint="/payments", method="POST")
+    return await process_payment(user.id, body.amount)
+
+
+@app.post("/auth/login")
+async def login(body: LoginRequest) -> dict[str, Any]:
+    """Check a password; the response names the key but never contains it."""
+    user_id, _, domain = body.email.partition("@")
+    add_breadcrumb("Login attempt", category="auth", data={"email_domain": domain})
+    valid_id = _API_KEY_RE.fullmatch(f"gw_{user_id}") is not None
+    if not (valid_id and hmac.compare_digest(body.password.encode(), DEMO_PASSWORD.encode())):
+        raise AuthenticationError("Invalid credentials")
+    user = _user_for(user_id)
+    set_user_context(
+        user_id=user.id, email=user.email, api_key_id=str(user.api_key_id), plan=user.plan
+    )
+    add_breadcrumb("User logged in", category="auth")
+    return {"user_id": user.id, "api_key_id": user.api_key_id, "api_key": _MASKED_KEY}
+
+
+@app.get("/api_keys")
+async def api_keys(user: CurrentUser) -> dict[str, list[dict[str, Any]]]:
+    """The user's API keys, masked."""
+    return {"data": [{"id": user.api_key_id, "name": "default", "key": _MASKED_KEY}]}
+
+
+@app.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness probe (the distro does not trace it)."""
+    return {"status": "ok"}
+
+
+# --- error showcase -----------------------------------------------------------------------------
+
+_DEMO_ERRORS: dict[str, tuple[type[Exception], str]] = {
+    "insufficient_credits": (InsufficientCreditsError, "User has 0 credits"),
+    "provider": (ProviderAPIError, "OpenRouter API timeout after 30s"),
+    "validation": (ValidationError, "Invalid model parameter 'gpt-999'"),
+    "unique": (ValueError, "Unexpected format in response"),
+    "rate_limit": (RateLimitExceeded, "Rate limit exceeded: 60 requests per minute"),
+    "auth": (AuthenticationError, "Invalid credentials"),
+}
+
+
+# Authenticated so that the events carry a user.
+@app.get("/v1/errors/{kind}", dependencies=[Depends(get_current_user)])
+async def raise_error(kind: str, message: str | None = None) -> None:
+    """Raise one of the spec's error kinds unhandled, as the examples and tests need."""
+    if kind not in _DEMO_ERRORS:
+        raise HTTPException(
+            status_code=404, detail=f"Unknown error kind, expected one of {sorted(_DEMO_ERRORS)}"
+        )
+    set_request_context(endpoint="/v1/errors/{kind}", method="GET", error_kind=kind)
+    error_type, default = _DEMO_ERRORS[kind]
+    raise error_type(message or default)

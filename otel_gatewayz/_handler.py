@@ -1,0 +1,101 @@
+"""The global exception handler, installed into every Starlette/FastAPI app without code changes.
+
+An unhandled exception is recorded once (span, metric, Sentry event) and answered with a 500
+JSON body carrying the Sentry event id; a handler the app registered for ``Exception`` or 500
+still produces the response. 404s and request-validation errors are counted, and sent to
+Sentry only where the settings say so. Other ``HTTPException`` 4xx are not errors of ours.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ._errors import record_error
+
+Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
+_PATCHED = "_otel_gatewayz_patched"
+_HANDLERS_SET = "_otel_gatewayz_handlers"
+
+
+async def _call(handler: Handler, request: Request, exc: Exception) -> Response:
+    result = handler(request, exc)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def _unhandled(user_handler: Handler | None) -> Handler:
+    async def handle(request: Request, exc: Exception) -> Response:
+        # The FastAPI instrumentation already put the exception event on the server span.
+        event_id = record_error(exc, handled=False, record_on_span=False)
+        if user_handler is not None:
+            return await _call(user_handler, request, exc)
+        return JSONResponse(
+            {"error": {"message": "Internal Server Error", "type": "internal_error", "event_id": event_id}},
+            status_code=500,
+        )
+
+    return handle
+
+
+def _expected(original: Handler, is_expected: Callable[[Exception], bool]) -> Handler:
+    async def handle(request: Request, exc: Exception) -> Response:
+        if is_expected(exc):
+            record_error(exc, level="warning", expected=True)
+        return await _call(original, request, exc)
+
+    return handle
+
+
+def _is_not_found(exc: Exception) -> bool:
+    return isinstance(exc, HTTPException) and exc.status_code == 404
+
+
+def install_handlers(app: Starlette) -> None:
+    """Wrap the app's handlers once; called just before Starlette builds its middleware stack."""
+    if getattr(app, _HANDLERS_SET, False):
+        return
+    handlers: dict[Any, Handler] = app.exception_handlers
+    user_500 = handlers.pop(500, None) or handlers.get(Exception)
+    handlers[Exception] = _unhandled(user_500)
+    if HTTPException in handlers:
+        handlers[HTTPException] = _expected(handlers[HTTPException], _is_not_found)
+    try:
+        from fastapi.exceptions import RequestValidationError
+    except ImportError:  # plain Starlette app
+        pass
+    else:
+        if RequestValidationError in handlers:
+            handlers[RequestValidationError] = _expected(handlers[RequestValidationError], lambda exc: True)
+    setattr(app, _HANDLERS_SET, True)
+
+
+def patch_starlette() -> None:
+    """Make every app built from now on install our handlers (idempotent)."""
+    classes: list[type[Starlette]] = [Starlette]
+    try:
+        from fastapi import FastAPI
+    except ImportError:
+        pass
+    else:
+        classes.append(FastAPI)
+    for cls in classes:
+        original = cls.__dict__.get("build_middleware_stack")
+        if original is None or getattr(original, _PATCHED, False):
+            continue
+
+        @functools.wraps(original)
+        def build_middleware_stack(self: Starlette, _original: Any = original) -> Any:
+            install_handlers(self)
+            return _original(self)
+
+        setattr(build_middleware_stack, _PATCHED, True)
+        cls.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]

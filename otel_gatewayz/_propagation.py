@@ -1,0 +1,109 @@
+"""Trace propagation: W3C ``traceparent``/``baggage`` and Sentry's ``sentry-trace``, chained.
+
+Incoming: a ``traceparent`` wins; a lone ``sentry-trace`` continues the caller's trace with
+its sampling decision (a missing flag defers to our ratio). Outgoing: headers are injected
+only into requests to allowed hosts, so third-party providers never see our trace ids.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from contextvars import ContextVar
+
+from opentelemetry import trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context, get_current
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import (
+    CarrierT,
+    Getter,
+    Setter,
+    TextMapPropagator,
+    default_getter,
+    default_setter,
+)
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+SENTRY_TRACE_HEADER = "sentry-trace"
+DEFERRED_KEY = "gatewayz"
+DEFERRED_VALUE = "deferred"
+_SENTRY_TRACE = re.compile(r"^\s*([0-9a-f]{32})-([0-9a-f]{16})(?:-([01]))?\s*$")
+
+# Host of the outgoing request being prepared; set by the HTTP client hook just before the
+# instrumentation injects headers.
+outgoing_host: ContextVar[str | None] = ContextVar("otel_gatewayz_outgoing_host", default=None)
+
+
+class SentryTracePropagator(TextMapPropagator):
+    """Reads and writes Sentry's ``sentry-trace`` header as an OpenTelemetry span context."""
+
+    def extract(self, carrier: CarrierT, context: Context | None = None,
+                getter: Getter[CarrierT] = default_getter) -> Context:
+        context = get_current() if context is None else context
+        values = getter.get(carrier, SENTRY_TRACE_HEADER)
+        match = _SENTRY_TRACE.match(values[0]) if values else None
+        if match is None:
+            return context
+        trace_id, span_id, sampled = match.groups()
+        if int(trace_id, 16) == 0 or int(span_id, 16) == 0:
+            return context
+        state = TraceState([(DEFERRED_KEY, DEFERRED_VALUE)]) if sampled is None else TraceState()
+        span_context = SpanContext(
+            trace_id=int(trace_id, 16),
+            span_id=int(span_id, 16),
+            is_remote=True,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled == "1" else TraceFlags.DEFAULT),
+            trace_state=state,
+        )
+        return trace.set_span_in_context(NonRecordingSpan(span_context), context)
+
+    def inject(self, carrier: CarrierT, context: Context | None = None,
+               setter: Setter[CarrierT] = default_setter) -> None:
+        span_context = trace.get_current_span(context).get_span_context()
+        if not span_context.is_valid:
+            return
+        sampled = "1" if span_context.trace_flags.sampled else "0"
+        value = f"{trace.format_trace_id(span_context.trace_id)}-{trace.format_span_id(span_context.span_id)}-{sampled}"
+        setter.set(carrier, SENTRY_TRACE_HEADER, value)
+
+    @property
+    def fields(self) -> set[str]:
+        return {SENTRY_TRACE_HEADER}
+
+
+class TargetGatedPropagator(TextMapPropagator):
+    """Extracts everything; injects only when the outgoing host is allowed."""
+
+    def __init__(self, inner: TextMapPropagator, targets: Iterable[str]) -> None:
+        self._inner = inner
+        patterns = tuple(targets)
+        self._allowed = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE) if patterns else None
+
+    def allows(self, host: str) -> bool:
+        """Whether ``host`` may receive our trace headers."""
+        return self._allowed is not None and self._allowed.fullmatch(host) is not None
+
+    def extract(self, carrier: CarrierT, context: Context | None = None,
+                getter: Getter[CarrierT] = default_getter) -> Context:
+        return self._inner.extract(carrier, context, getter)
+
+    def inject(self, carrier: CarrierT, context: Context | None = None,
+               setter: Setter[CarrierT] = default_setter) -> None:
+        host = outgoing_host.get()
+        if host is not None and not self.allows(host):
+            return
+        self._inner.inject(carrier, context, setter)
+
+    @property
+    def fields(self) -> set[str]:
+        return self._inner.fields
+
+
+def build_propagator(targets: Iterable[str]) -> TargetGatedPropagator:
+    """Sentry first so that a ``traceparent``, extracted after it, wins when both are sent."""
+    inner = CompositePropagator(
+        [SentryTracePropagator(), TraceContextTextMapPropagator(), W3CBaggagePropagator()]
+    )
+    return TargetGatedPropagator(inner, targets)

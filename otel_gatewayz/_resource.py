@@ -1,0 +1,35 @@
+"""The resource every signal carries: service, version (the git SHA), environment, instance."""
+
+from __future__ import annotations
+
+import uuid
+from importlib.metadata import PackageNotFoundError, version
+
+from ._log import logger
+from ._settings import Settings
+
+DISTRO_NAME = "otel-gatewayz"
+
+
+def distro_version() -> str:
+    try:
+        return version(DISTRO_NAME)
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def resource_attributes(settings: Settings) -> dict[str, str]:
+    """Attributes that win over ``OTEL_RESOURCE_ATTRIBUTES`` (they already honour it)."""
+    if settings.release_sha == "unknown":
+        logger.warning(
+            "otel_gatewayz: no release SHA (set RELEASE_SHA, VERCEL_GIT_COMMIT_SHA or RAILWAY_GIT_COMMIT_SHA); "
+            "service.version is 'unknown'"
+        )
+    return {
+        "service.name": settings.service_name,
+        "service.version": settings.release_sha,
+        "deployment.environment.name": settings.environment,
+        "service.instance.id": str(uuid.uuid4()),
+        "telemetry.distro.name": DISTRO_NAME,
+        "telemetry.distro.version": distro_version(),
+    }
