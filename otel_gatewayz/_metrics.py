@@ -11,11 +11,13 @@ import os
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from opentelemetry import metrics
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
-from prometheus_client import start_http_server
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, REGISTRY, start_http_server
+from prometheus_client.metrics_core import Metric
 
 from ._log import logger
 
@@ -101,6 +103,12 @@ class GatewayzPrometheusReader(PrometheusMetricReader):
 
     def __init__(self) -> None:
         super().__init__(resource_attribute_filter=lambda key: key in RESOURCE_LABELS)
+        from ._runtime import runtime
+
+        settings = runtime().settings
+        label_default_collectors({"service_name": settings.service_name,
+                                  "deployment_environment_name": settings.environment,
+                                  "service_version": settings.release_sha})
         host = os.environ.get("OTEL_EXPORTER_PROMETHEUS_HOST", "localhost")
         raw_port = os.environ.get("OTEL_EXPORTER_PROMETHEUS_PORT", "9464")
         try:
@@ -114,3 +122,26 @@ class GatewayzPrometheusReader(PrometheusMetricReader):
                          "the Prometheus endpoint is disabled", host, raw_port, exc.strerror)
         else:
             logger.log(logging.INFO, "otel_gatewayz: Prometheus metrics on http://%s:%s/metrics", host, port)
+
+
+class _Labelled:
+    """A prometheus_client collector whose samples get the resource labels too."""
+
+    def __init__(self, inner: Any, labels: dict[str, str]) -> None:
+        self._inner = inner
+        self._labels = labels
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._inner.collect():
+            family.samples = [sample._replace(labels={**sample.labels, **self._labels}) for sample in family.samples]
+            yield family
+
+
+def label_default_collectors(labels: dict[str, str]) -> None:
+    """Give prometheus_client's process/platform/GC series the same resource labels as ours."""
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        try:
+            REGISTRY.unregister(collector)
+        except KeyError:
+            continue
+        REGISTRY.register(_Labelled(collector, labels))  # type: ignore[arg-type]

@@ -16,8 +16,6 @@ from ._metrics import Instruments
 from ._scrub import Scrubber
 from ._settings import Settings, load_settings
 
-# Key ids are identifiers, not secrets; the spec shows them on the Sentry user.
-BUILTIN_SAFE_KEYS = (r"^(api[-_ ]?)?key[-_ ]?id$",)
 
 
 @dataclass
@@ -34,7 +32,7 @@ _lock = threading.RLock()
 
 
 def make_runtime(settings: Settings, *, configured: bool, sentry_active: bool = False) -> Runtime:
-    scrubber = Scrubber(settings.scrub_keys, (*BUILTIN_SAFE_KEYS, *settings.scrub_safe_keys))
+    scrubber = Scrubber(settings.scrub_keys, settings.scrub_safe_keys)
     instruments = Instruments(metrics.get_meter("otel_gatewayz"))
     return Runtime(settings, scrubber, instruments, sentry_active, configured)
 

@@ -40,6 +40,9 @@ _BUILTIN_KEYS = (
     r"^dsn$",
 )
 
+# Key ids are identifiers, not secrets; the spec shows them on the Sentry user.
+_BUILTIN_SAFE_KEYS = (r"^(api[-_ ]?)?key[-_ ]?id$",)
+
 _CARD = r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"
 _VALUE_PATTERNS = {
     "bearer": r"\b(?i:bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}",
@@ -94,13 +97,13 @@ class Scrubber:
 
     def __init__(self, extra_keys: Iterable[str] = (), safe_keys: Iterable[str] = ()) -> None:
         self._key = re.compile("|".join(f"(?:{p})" for p in (*_BUILTIN_KEYS, *extra_keys)), re.IGNORECASE)
-        safe = tuple(safe_keys)
-        self._safe = re.compile("|".join(f"(?:{p})" for p in safe), re.IGNORECASE) if safe else None
+        safe = (*_BUILTIN_SAFE_KEYS, *safe_keys)
+        self._safe = re.compile("|".join(f"(?:{p})" for p in safe), re.IGNORECASE)
         self._values = re.compile("|".join(f"(?P<{name}>{p})" for name, p in _VALUE_PATTERNS.items()))
 
     def is_secret_key(self, key: str) -> bool:
         """True when a value stored under ``key`` is a secret whatever it looks like."""
-        if self._safe is not None and self._safe.search(key):
+        if self._safe.search(key):
             return False
         return self._key.search(key) is not None
 

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test command: sets up everything from a fresh machine (venv, Debian packages, Bugsink,
+# the test collector binary, cached outside the repo), lints, type-checks, then runs pytest.
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OGZ_CACHE="${OGZ_CACHE:-$HOME/.cache/otel_gatewayz}"
+source scripts/venv.sh test
+bash scripts/setup-test-servers.sh
+OGZ_COLLECTOR_BIN="$(bash scripts/build-collector.sh | tail -n 1)"
+export OGZ_COLLECTOR_BIN
+.venv/bin/ruff check otel_gatewayz examples tests bench
+.venv/bin/mypy otel_gatewayz examples
+exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

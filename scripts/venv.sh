@@ -1,0 +1,15 @@
+# Sourced by scripts/demo.sh and scripts/test.sh: a venv in .venv with the project installed.
+# Re-installs only when pyproject.toml changed since the last install.
+set -euo pipefail
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO_ROOT/.venv"
+EXTRAS="${1:-example}"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+fi
+stamp="$VENV/.installed-$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -c1-16)-$EXTRAS"
+if [ ! -f "$stamp" ]; then
+  "$VENV/bin/python" -m pip install -q -e "$REPO_ROOT[$EXTRAS]"
+  touch "$stamp"
+fi

@@ -1,0 +1,56 @@
+"""Small helpers shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+SHA = "4322aec1234567890abcdef0123456789abcdef0"
+
+
+def auth(user: str = "alice") -> dict[str, str]:
+    return {"Authorization": f"Bearer gw_{user}"}
+
+
+def new_traceparent() -> tuple[str, str, str]:
+    """``(header, trace_id, parent_span_id)`` for a sampled W3C caller."""
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    return f"00-{trace_id}-{span_id}-01", trace_id, span_id
+
+
+def chat(base_url: str, user: str = "alice", timeout: float = 30.0, **body: Any) -> httpx.Response:
+    payload = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}], **body}
+    headers = {**auth(user), **body.pop("headers", {})} if "headers" in body else auth(user)
+    return httpx.post(f"{base_url}/v1/chat/completions", json=payload, headers=headers, timeout=timeout)
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = 15.0, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def tags_of(event: dict[str, Any]) -> dict[str, str]:
+    """Sentry sends tags as a dict; stored events may keep them as ``[key, value]`` pairs."""
+    tags = event.get("tags") or {}
+    return dict(tags) if isinstance(tags, dict) else {k: v for k, v in tags}
+
+
+def crumbs_of(event: dict[str, Any]) -> list[dict[str, Any]]:
+    crumbs = event.get("breadcrumbs") or []
+    return list(crumbs["values"] if isinstance(crumbs, dict) else crumbs)
+
+
+def run_cli(bin_dir: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([f"{bin_dir}/otel-gatewayz", *args], env=env, capture_output=True, text=True, timeout=60)
