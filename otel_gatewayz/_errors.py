@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from contextvars import ContextVar
 from typing import Any
 
 import sentry_sdk
@@ -22,6 +23,8 @@ from ._log import contained, log_once
 from ._runtime import runtime
 
 _CAPTURED_ATTR = "__otel_gatewayz_event_id__"
+# True while record_error itself hands an exception to Sentry.
+_capturing: ContextVar[bool] = ContextVar("otel_gatewayz_capturing", default=False)
 UNMATCHED_ROUTE = "unmatched"
 
 
@@ -83,6 +86,7 @@ def record_error(
     rt = runtime()
     state = current_state()
     event_id: str | None = None
+    _mark(exc, "")
     with contained("error recording"):
         grouping = grouping_of(exc, state)
         _annotate_spans(exc, grouping, state, record_on_span)
@@ -101,17 +105,35 @@ def record_error(
             flush_pending_calls(state)
             all_tags = {"error_type": grouping.category, "user_impact": grouping.user_impact, **(tags or {})}
             contexts = {"error_context": context} if context else {}
-            event_id = sentry_sdk.capture_exception(
-                exc, fingerprint=list(grouping.fingerprint), tags=all_tags, contexts=contexts, level=level,
-            )
+            token = _capturing.set(True)
+            try:
+                event_id = sentry_sdk.capture_exception(
+                    exc, fingerprint=list(grouping.fingerprint), tags=all_tags, contexts=contexts, level=level,
+                )
+            finally:
+                _capturing.reset(token)
             if event_id is None and not handled:
                 log_once("event-not-sent", logging.WARNING,
                          "otel_gatewayz: an unhandled error was not sent to Sentry (filtered or rate limited)")
         if state is not None and event_id:
             state.error_event_id = event_id
-    with contextlib.suppress(AttributeError, TypeError):
-        setattr(exc, _CAPTURED_ATTR, event_id or "")
+    _mark(exc, event_id or "")
     return event_id
+
+
+def _mark(exc: BaseException, event_id: str) -> None:
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, _CAPTURED_ATTR, event_id)
+
+
+def already_recorded(exc: BaseException) -> bool:
+    """True for an exception record_error has seen, unless it is record_error sending it now.
+
+    The server logs the exception again after our handler answered ("Exception in ASGI
+    application"), possibly in another task than ours; that second report must not become a
+    second Sentry event, nor resurrect an error the policy chose not to send.
+    """
+    return hasattr(exc, _CAPTURED_ATTR) and not _capturing.get()
 
 
 def _annotate_spans(exc: BaseException, grouping: ErrorGrouping, state: RequestState | None,

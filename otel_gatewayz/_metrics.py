@@ -144,4 +144,4 @@ def label_default_collectors(labels: dict[str, str]) -> None:
             REGISTRY.unregister(collector)
         except KeyError:
             continue
-        REGISTRY.register(_Labelled(collector, labels))  # type: ignore[arg-type]
+        REGISTRY.register(_Labelled(collector, labels))

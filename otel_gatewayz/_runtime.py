@@ -17,7 +17,6 @@ from ._scrub import Scrubber
 from ._settings import Settings, load_settings
 
 
-
 @dataclass
 class Runtime:
     settings: Settings

@@ -16,7 +16,7 @@ from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.integrations.otlp import OTLPIntegration
 
 from ._context import current_state
-from ._errors import grouping_of
+from ._errors import already_recorded, grouping_of
 from ._log import contained, logger
 from ._runtime import Runtime, runtime
 from ._settings import Settings
@@ -108,6 +108,8 @@ def _enrich(rt: Runtime, event: Event, hint: dict[str, Any]) -> Event | None:
         if state.breadcrumbs:
             event["breadcrumbs"] = {"values": sorted(state.breadcrumbs, key=lambda c: c["timestamp"])}
     exc_info = hint.get("exc_info")
+    if exc_info and exc_info[1] is not None and already_recorded(exc_info[1]):
+        return None
     if exc_info and exc_info[1] is not None and "fingerprint" not in event:
         grouping = grouping_of(exc_info[1], state)
         event["fingerprint"] = list(grouping.fingerprint)

@@ -12,7 +12,8 @@ TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 def test_traceparent_wins_over_sentry_trace():
     propagator = build_propagator([])
-    ctx = propagator.extract({"traceparent": f"00-{TRACE}-b7ad6b7169203331-01", "sentry-trace": f"{'1' * 32}-{'2' * 16}-1"})
+    headers = {"traceparent": f"00-{TRACE}-b7ad6b7169203331-01", "sentry-trace": f"{'1' * 32}-{'2' * 16}-1"}
+    ctx = propagator.extract(headers)
     assert trace.get_current_span(ctx).get_span_context().trace_id == int(TRACE, 16)
 
 
