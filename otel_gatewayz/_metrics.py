@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -24,7 +25,11 @@ from ._log import logger
 RESOURCE_LABELS = frozenset({"service.name", "deployment.environment.name", "service.version"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 MAX_MODELS = 100
+MAX_PROVIDERS = 20
 OVERFLOW = "other"
+# Model names look like "gpt-4o", "anthropic/claude-3.5-sonnet:beta"; anything else (spaces,
+# keys, long strings) is not let into a label.
+_LABEL_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*")
 
 
 class BoundedValues:
@@ -36,7 +41,7 @@ class BoundedValues:
         self._lock = threading.Lock()
 
     def __call__(self, value: str | None) -> str:
-        if not value:
+        if not value or len(value) > 64 or not _LABEL_SAFE.fullmatch(value):
             return OVERFLOW
         if value in self._seen:
             return value
@@ -77,6 +82,7 @@ class Instruments:
             description="1 per process; its resource labels name the release that runs.",
         )
         self.models = BoundedValues(MAX_MODELS)
+        self.providers = BoundedValues(MAX_PROVIDERS)
         self._fingerprints: set[int] = set()
         self._fp_lock = threading.Lock()
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_plus
 
 MARKER = "[REDACTED]"
 
@@ -58,10 +59,10 @@ _VALUE_PATTERNS = {
 _PAIR = re.compile(
     r"(?i)(?P<key>[\"']?\b(?:[a-z0-9]*[-_])?(?:password|passwd|secret|api[-_]?key|apikey|"
     r"access[-_]?token|refresh[-_]?token|auth[-_]?token|token|client[-_]?secret|private[-_]?key|"
-    r"credentials?)[\"']?\s*[=:]\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s&,;\"'}]+)"
+    r"credentials?|session(?:[-_]?id)?|cookie|dsn)[\"']?\s*[=:]\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s&,;\"'}]+)"
 )
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s?#]+)@")
-_QUERY_PARAM = re.compile(r"(?P<sep>[?&;])(?P<name>[^=&#\s?;]+)=(?P<value>[^&#\s;]*)")
+_QUERY_PARAM = re.compile(r"(?P<sep>^|[?&;])(?P<name>[^=&#\s?;]+)=(?P<value>[^&#\s;]*)")
 _MAX_JSON_SCAN = 65_536
 
 
@@ -102,10 +103,15 @@ class Scrubber:
         self._values = re.compile("|".join(f"(?P<{name}>{p})" for name, p in _VALUE_PATTERNS.items()))
 
     def is_secret_key(self, key: str) -> bool:
-        """True when a value stored under ``key`` is a secret whatever it looks like."""
-        if self._safe.search(key):
+        """True when a value stored under ``key`` is a secret whatever it looks like.
+
+        Dotted attribute names are judged by their last part, so
+        ``http.request.header.authorization`` is a secret and ``gen_ai.usage.input_tokens`` is not.
+        """
+        name = key.rsplit(".", 1)[-1]
+        if self._safe.search(name):
             return False
-        return self._key.search(key) is not None
+        return self._key.search(name) is not None
 
     def scrub_text(self, text: str, report: ScrubReport | None = None, path: str = "") -> str:
         """Redact secrets inside free text, URLs included."""
@@ -140,6 +146,11 @@ class Scrubber:
             hits += 1
             return f"{m.group('sep')}{m.group('name')}={MARKER}"
 
+        if "%" in text or "+" in text:
+            # Secrets hide behind URL encoding (``token%3Dabc``): judge the decoded text.
+            decoded = unquote_plus(text)
+            if decoded != text and self.scrub_text(decoded) != decoded:
+                text = decoded
         out = self._values.sub(value_sub, text)
         if "=" in out or ":" in out:
             out = _PAIR.sub(pair_sub, out)
@@ -171,9 +182,11 @@ class Scrubber:
             result: dict[Any, Any] = {}
             for key, item in value.items():
                 child = f"{path}.{key}" if path else str(key)
-                if (isinstance(key, str) and item not in (None, "", MARKER)
-                        and not isinstance(item, (Mapping, list, tuple)) and self.is_secret_key(key)):
-                    result[key] = MARKER
+                if (isinstance(key, str) and item not in (None, "", MARKER) and not isinstance(item, Mapping)
+                        and self.is_secret_key(key)):
+                    result[key] = [MARKER] * len(item) if isinstance(item, (list, tuple)) else MARKER
+                    if isinstance(item, tuple):
+                        result[key] = tuple(result[key])
                     if report is not None:
                         report.add(child)
                     continue

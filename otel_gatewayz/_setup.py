@@ -21,6 +21,7 @@ from ._export import scrubbed_batch_processor
 from ._handler import patch_starlette
 from ._hooks import fastapi_instrument_kwargs, httpx_instrument_kwargs
 from ._log import ensure_visible, logger
+from ._logs import ScrubbingLogProcessor, install_log_record_factory
 from ._propagation import build_propagator
 from ._resource import resource_attributes
 from ._runtime import Runtime, _lock, install, make_runtime, runtime
@@ -57,6 +58,7 @@ def apply_environment_defaults(env: MutableMapping[str, str]) -> None:
 
 def _build(auto_instrumentation_version: str | None) -> Runtime:
     ensure_visible()
+    install_log_record_factory()
     settings = load_settings(os.environ, cwd=os.getcwd())
     for problem in settings.problems:
         logger.error("%s", problem)
@@ -73,6 +75,7 @@ def _build(auto_instrumentation_version: str | None) -> Runtime:
         "sampler": sampler,
         "span_processors": processors,
         "export_span_processor": scrubbed_batch_processor,
+        "log_record_processors": [ScrubbingLogProcessor()],
     }
     if auto_instrumentation_version:
         kwargs["auto_instrumentation_version"] = auto_instrumentation_version

@@ -25,8 +25,8 @@ def new_traceparent() -> tuple[str, str, str]:
 
 
 def chat(base_url: str, user: str = "alice", timeout: float = 30.0, **body: Any) -> httpx.Response:
+    headers = {**auth(user), **body.pop("headers", {})}
     payload = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}], **body}
-    headers = {**auth(user), **body.pop("headers", {})} if "headers" in body else auth(user)
     return httpx.post(f"{base_url}/v1/chat/completions", json=payload, headers=headers, timeout=timeout)
 
 

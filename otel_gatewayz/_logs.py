@@ -1,0 +1,69 @@
+"""Scrub log records: at creation (so every handler, stdout included, sees clean text) and
+again as OpenTelemetry log records (exception attributes come from the live exception)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
+
+from ._runtime import runtime
+
+_installed = False
+
+
+def _scrub_record(record: logging.LogRecord) -> None:
+    scrubber = runtime().scrubber
+    message = record.getMessage()
+    clean = scrubber.scrub_text(message)
+    if clean == message:
+        return
+    # Keep arguments where scrubbing them is enough: formatters such as uvicorn's access log
+    # unpack them. Otherwise the secret spans template and argument: keep the clean text.
+    if isinstance(record.args, tuple):
+        record.args = tuple(scrubber.scrub_text(a) if isinstance(a, str) else a for a in record.args)
+        with contextlib.suppress(Exception):
+            if record.getMessage() == clean:
+                return
+    record.msg, record.args = clean, None
+
+
+def install_log_record_factory() -> None:
+    """Wrap the current LogRecord factory so messages and tracebacks are scrubbed (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            _scrub_record(record)
+            if record.exc_info and record.exc_info[1] is not None:
+                record.exc_text = runtime().scrubber.scrub_text(logging.Formatter().formatException(record.exc_info))
+        except Exception:  # noqa: BLE001, S110 - a log line must never fail because of us
+            pass
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _installed = True
+
+
+class ScrubbingLogProcessor(LogRecordProcessor):
+    """Runs before the export processors: scrubs the body and attributes in place."""
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        scrubber = runtime().scrubber
+        record = log_record.log_record
+        if record.body is not None:
+            record.body = scrubber.scrub(record.body)
+        if record.attributes:
+            record.attributes = scrubber.scrub(dict(record.attributes))
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
