@@ -43,7 +43,7 @@ def install_log_record_factory() -> None:
             _scrub_record(record)
             if record.exc_info and record.exc_info[1] is not None:
                 record.exc_text = runtime().scrubber.scrub_text(logging.Formatter().formatException(record.exc_info))
-        except Exception:  # noqa: BLE001, S110 - a log line must never fail because of us
+        except Exception:  # noqa: BLE001 - a log line must never fail because of us
             pass
         return record
 

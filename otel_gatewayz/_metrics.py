@@ -1,4 +1,4 @@
-"""Our own instruments, and the Prometheus endpoint with resource labels on every series.
+"""Our own instruments.
 
 Labels are bounded: routes are templates, categories and impacts are fixed sets, model names
 pass through a cardinality limit with an ``other`` overflow value.
@@ -6,23 +6,14 @@ pass through a cardinality limit with an ``other`` overflow value.
 
 from __future__ import annotations
 
-import logging
-import os
 import re
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from opentelemetry import metrics
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
-from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, REGISTRY, start_http_server
-from prometheus_client.metrics_core import Metric
 
-from ._log import logger
-
-RESOURCE_LABELS = frozenset({"service.name", "deployment.environment.name", "service.version"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 MAX_MODELS = 100
 MAX_PROVIDERS = 20
@@ -97,57 +88,3 @@ class Instruments:
                 return False
             self._fingerprints.add(key)
             return True
-
-
-class GatewayzPrometheusReader(PrometheusMetricReader):
-    """Serves ``/metrics`` with ``service_name``, ``deployment_environment_name`` and
-    ``service_version`` on every series, on the standard host/port variables.
-
-    A port that is already taken does not stop the app: the endpoint is skipped with one
-    error line naming the variable.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(resource_attribute_filter=lambda key: key in RESOURCE_LABELS)
-        from ._runtime import runtime
-
-        settings = runtime().settings
-        label_default_collectors({"service_name": settings.service_name,
-                                  "deployment_environment_name": settings.environment,
-                                  "service_version": settings.release_sha})
-        host = os.environ.get("OTEL_EXPORTER_PROMETHEUS_HOST", "localhost")
-        raw_port = os.environ.get("OTEL_EXPORTER_PROMETHEUS_PORT", "9464")
-        try:
-            port = int(raw_port)
-            start_http_server(port=port, addr=host)
-        except ValueError:
-            logger.error("otel_gatewayz: OTEL_EXPORTER_PROMETHEUS_PORT: %r is not a port number; "
-                         "the Prometheus endpoint is disabled", raw_port)
-        except OSError as exc:
-            logger.error("otel_gatewayz: OTEL_EXPORTER_PROMETHEUS_PORT: cannot listen on %s:%s (%s); "
-                         "the Prometheus endpoint is disabled", host, raw_port, exc.strerror)
-        else:
-            logger.log(logging.INFO, "otel_gatewayz: Prometheus metrics on http://%s:%s/metrics", host, port)
-
-
-class _Labelled:
-    """A prometheus_client collector whose samples get the resource labels too."""
-
-    def __init__(self, inner: Any, labels: dict[str, str]) -> None:
-        self._inner = inner
-        self._labels = labels
-
-    def collect(self) -> Iterable[Metric]:
-        for family in self._inner.collect():
-            family.samples = [sample._replace(labels={**sample.labels, **self._labels}) for sample in family.samples]
-            yield family
-
-
-def label_default_collectors(labels: dict[str, str]) -> None:
-    """Give prometheus_client's process/platform/GC series the same resource labels as ours."""
-    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-        try:
-            REGISTRY.unregister(collector)
-        except KeyError:
-            continue
-        REGISTRY.register(_Labelled(collector, labels))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from importlib.metadata import PackageNotFoundError, version
+
+from opentelemetry.sdk.resources import Resource
 
 from ._log import logger
 from ._settings import Settings
@@ -33,3 +36,18 @@ def resource_attributes(settings: Settings) -> dict[str, str]:
         "telemetry.distro.name": DISTRO_NAME,
         "telemetry.distro.version": distro_version(),
     }
+
+
+def renew_instance_id_after_fork(resource: Resource) -> None:
+    """Give a forked worker (gunicorn) its own ``service.instance.id``.
+
+    Providers, tracers and exporters all hold the one Resource object built before the fork,
+    and Resource is immutable by API; so the child rewrites the value in place.
+    """
+
+    def renew() -> None:
+        attributes = getattr(resource.attributes, "_dict", None)
+        if isinstance(attributes, dict) and "service.instance.id" in attributes:
+            attributes["service.instance.id"] = str(uuid.uuid4())
+
+    os.register_at_fork(after_in_child=renew)

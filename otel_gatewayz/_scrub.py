@@ -59,7 +59,7 @@ _VALUE_PATTERNS = {
 _PAIR = re.compile(
     r"(?i)(?P<key>[\"']?\b(?:[a-z0-9]*[-_])?(?:password|passwd|secret|api[-_]?key|apikey|"
     r"access[-_]?token|refresh[-_]?token|auth[-_]?token|token|client[-_]?secret|private[-_]?key|"
-    r"credentials?|session(?:[-_]?id)?|cookie|dsn)[\"']?\s*[=:]\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s&,;\"'}]+)"
+    r"credentials?|session(?:[-_]?id)?|cookie)[\"']?\s*[=:]\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s&,;\"'}]+)"
 )
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s?#]+)@")
 _QUERY_PARAM = re.compile(r"(?P<sep>^|[?&;])(?P<name>[^=&#\s?;]+)=(?P<value>[^&#\s;]*)")

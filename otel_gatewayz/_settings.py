@@ -23,6 +23,9 @@ _PROFILE_RATE_BY_ENV = {"production": 0.01, "staging": 0.5, "development": 0.0}
 _RELEASE_VARS = ("RELEASE_SHA", "VERCEL_GIT_COMMIT_SHA", "RAILWAY_GIT_COMMIT_SHA")
 
 
+_MALFORMED_DSN = "malformed DSN (it needs http(s), a public key, a host and a project id)"
+
+
 class SettingError(ValueError):
     """A value that cannot be used; the message says why without echoing secrets."""
 
@@ -84,9 +87,9 @@ def _parse_dsn(raw: str) -> str:
         dsn = Dsn(raw.strip())
     except BadDsn:
         # Never echo the value: a DSN carries the project's public key.
-        raise SettingError("malformed DSN (expected https://<key>@<host>/<project-id>)") from None
+        raise SettingError(_MALFORMED_DSN) from None
     if dsn.scheme not in ("http", "https") or not dsn.host:
-        raise SettingError("malformed DSN (expected https://<key>@<host>/<project-id>)")
+        raise SettingError(_MALFORMED_DSN)
     return raw.strip()
 
 

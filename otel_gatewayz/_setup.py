@@ -12,9 +12,10 @@ import os
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.propagate import set_global_textmap
 from opentelemetry.sdk._configuration import _initialize_components
-from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from ._context import ContextSpanProcessor
 from ._export import scrubbed_batch_processor
@@ -23,7 +24,7 @@ from ._hooks import fastapi_instrument_kwargs, httpx_instrument_kwargs
 from ._log import ensure_visible, logger
 from ._logs import ScrubbingLogProcessor, install_log_record_factory
 from ._propagation import build_propagator
-from ._resource import resource_attributes
+from ._resource import renew_instance_id_after_fork, resource_attributes
 from ._runtime import Runtime, _lock, install, make_runtime, runtime
 from ._sampling import GatewayzSampler
 from ._sentry import init_sentry
@@ -80,6 +81,9 @@ def _build(auto_instrumentation_version: str | None) -> Runtime:
     if auto_instrumentation_version:
         kwargs["auto_instrumentation_version"] = auto_instrumentation_version
     _initialize_components(**kwargs)
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        renew_instance_id_after_fork(provider.resource)
     set_global_textmap(build_propagator(settings.propagation_targets))
     patch_starlette()
     logger.info(

@@ -1,0 +1,135 @@
+"""Issue 5 end to end: correct totals under many workers, bounded labels, errors by category."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+
+import httpx
+import pytest
+
+from tests.e2e.helpers import SHA, auth, eventually, tags_of
+from tests.servers.processes import ManagedProcess
+from tests.servers.ports import free_port
+from tests.servers.gateway import REPO_ROOT, StubProvider, base_env, venv_bin
+
+pytestmark = pytest.mark.e2e
+
+COUNT = re.compile(r'^http_server_request_duration_seconds_count\{(?P<labels>[^}]*)\} (?P<value>\S+)$', re.M)
+
+
+def _route_count(metrics: str, route: str) -> float:
+    return sum(float(m["value"]) for m in COUNT.finditer(metrics) if f'http_route="{route}"' in m["labels"])
+
+
+async def _fire(base_url: str, n: int, concurrency: int = 16, model: str = "gpt-4", distinct_models: bool = False,
+                fresh_connections: bool = True) -> list[int]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=0 if fresh_connections else None)
+    semaphore = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+        async def one(i: int) -> int:
+            async with semaphore:
+                body = {"model": f"made-up-{i}" if distinct_models else model, "messages": []}
+                response = await client.post("/v1/chat/completions", json=body, headers=auth(f"u{i % 50}"))
+                return response.status_code
+        return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def _metrics_when(url: str, route: str, count: int, timeout: float = 15.0) -> str:
+    def probe() -> str | None:
+        text = httpx.get(url).text
+        return text if _route_count(text, route) == count else None
+    return eventually(probe, timeout=timeout, what=f"{count} requests to {route} in {url}")
+
+
+def _pids_serving(metrics: str) -> set[str]:
+    return set(re.findall(r'target_info\{[^}]*service_instance_id="([^"]+)"', metrics))
+
+
+def test_four_uvicorn_workers_report_exact_totals(gateway_factory, prometheus_factory):
+    gateway = gateway_factory(env={"RELEASE_SHA": SHA, "APP_ENV": "staging"}, extra_args=["--workers", "4"])
+
+    statuses = asyncio.run(_fire(gateway.base_url, 400))
+
+    assert statuses == [200] * 400
+    metrics = _metrics_when(gateway.metrics_url, "/v1/chat/completions", 400)
+    assert len(_pids_serving(metrics)) >= 4  # every worker is instrumented, each its own instance id
+    prometheus = prometheus_factory([gateway.metrics_target])
+    expr = (f'sum(http_server_request_duration_seconds_count{{http_route="/v1/chat/completions",'
+            f'service_version="{SHA}",deployment_environment_name="staging",service_name="gatewayz-api"}})')
+    prometheus.wait_for_query(expr, lambda r: bool(r) and float(r[0]["value"][1]) == 400, timeout=30)
+    logs = gateway.logs()
+    assert "Traceback" not in logs
+    assert logs.count("Sentry initialized successfully") == 0  # no DSN: no Sentry, and no error either
+
+
+def test_gunicorn_workers_and_a_restarted_worker_are_not_double_counted(tmp_path):
+    bin_dir = venv_bin()
+    provider = StubProvider(tmp_path / "provider").start()
+    try:
+        port, metrics_port = free_port(), free_port()
+        env = {**base_env(), "GATEWAY_PROVIDER_URL": provider.url, "RELEASE_SHA": SHA,
+               "OTEL_EXPORTER_PROMETHEUS_PORT": str(metrics_port), "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1"}
+        argv = [str(bin_dir / "opentelemetry-instrument"), str(bin_dir / "gunicorn"), "examples.gateway.app:app",
+                "-k", "uvicorn.workers.UvicornWorker", "-w", "2", "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5"]
+        process = ManagedProcess(argv, log_path=tmp_path / "gunicorn.log", env=env, cwd=REPO_ROOT)
+        with process.start(ready_url=f"http://127.0.0.1:{port}/health", ready_timeout=60):
+            base_url, metrics_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics"
+            assert asyncio.run(_fire(base_url, 100)) == [200] * 100
+            eventually(lambda: _route_count(httpx.get(metrics_url).text, "/v1/chat/completions") == 100,
+                       what="100 requests from 2 gunicorn workers")
+            workers = _pids_serving(httpx.get(metrics_url).text)
+            assert len(workers) >= 2
+            # Kill one worker: gunicorn starts another; the dead one's counts stay, once.
+            children = [int(p) for p in open(f"/proc/{process.pid}/task/{process.pid}/children").read().split()]
+            os.kill(children[0], signal.SIGKILL)
+            time.sleep(2)
+            assert asyncio.run(_fire(base_url, 60)) == [200] * 60
+            eventually(lambda: _route_count(httpx.get(metrics_url).text, "/v1/chat/completions") == 160,
+                       what="160 requests after a worker restart")
+            time.sleep(2.5)  # a few more snapshot rounds: still exactly 160
+            assert _route_count(httpx.get(metrics_url).text, "/v1/chat/completions") == 160
+        assert "Traceback" not in process.logs()
+    finally:
+        provider.stop()
+
+
+def test_error_counter_labels_match_the_events_in_bugsink(bugsink, gateway_factory):
+    gateway = gateway_factory(env={"SENTRY_DSN": bugsink.dsn, "APP_ENV": "staging"})
+    for kind in ("insufficient_credits", "provider", "provider", "validation", "unique", "rate_limit", "auth"):
+        assert httpx.get(f"{gateway.base_url}/v1/errors/{kind}", headers=auth()).status_code == 500
+
+    events = bugsink.wait_for_events(7)
+    from_events: dict[tuple[str, str, str], int] = {}
+    for event in events:
+        tags = tags_of(event)
+        key = (tags["error_type"], event["exception"]["values"][-1]["type"], tags["user_impact"])
+        from_events[key] = from_events.get(key, 0) + 1
+    metrics = httpx.get(gateway.metrics_url).text
+    from_metrics: dict[tuple[str, str, str], int] = {}
+    for line in metrics.splitlines():
+        if line.startswith("gatewayz_errors_total{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            assert labels["http_route"] == "/v1/errors/{kind}"
+            key = (labels["error_category"], labels["error_type"], labels["user_impact"])
+            from_metrics[key] = int(float(line.rsplit(" ", 1)[1]))
+    assert from_metrics == from_events
+    assert from_events[("provider_error", "ProviderAPIError", "low")] == 2
+
+
+def test_made_up_model_names_leave_the_series_count_bounded(gateway_factory):
+    gateway = gateway_factory(env={"APP_ENV": "staging"}, extra_args=["--workers", "2"])
+
+    statuses = asyncio.run(_fire(gateway.base_url, 10_000, concurrency=32, distinct_models=True,
+                                 fresh_connections=False))
+
+    assert statuses.count(200) == 10_000
+    metrics = _metrics_when(gateway.metrics_url, "/v1/chat/completions", 10_000, timeout=30)
+    models = set(re.findall(r'gen_ai_request_model="([^"]*)"', metrics))
+    assert "other" in models
+    assert len(models) <= 2 * 100 + 1  # each worker lets its first 100 names through, then "other"
+    series = [line for line in metrics.splitlines() if line and not line.startswith("#")]
+    assert len(series) < 5_000
