@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import SHA, auth, eventually, tags_of
-from tests.servers.processes import ManagedProcess
-from tests.servers.ports import free_port
 from tests.servers.gateway import REPO_ROOT, StubProvider, base_env, venv_bin
+from tests.servers.ports import free_port
+from tests.servers.processes import ManagedProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -84,7 +84,8 @@ def test_gunicorn_workers_and_a_restarted_worker_are_not_double_counted(tmp_path
             workers = _pids_serving(httpx.get(metrics_url).text)
             assert len(workers) >= 2
             # Kill one worker: gunicorn starts another; the dead one's counts stay, once.
-            children = [int(p) for p in open(f"/proc/{process.pid}/task/{process.pid}/children").read().split()]
+            children_file = f"/proc/{process.pid}/task/{process.pid}/children"
+            children = [int(p) for p in open(children_file).read().split()]  # noqa: SIM115
             os.kill(children[0], signal.SIGKILL)
             time.sleep(2)
             assert asyncio.run(_fire(base_url, 60)) == [200] * 60
