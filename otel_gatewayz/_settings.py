@@ -177,6 +177,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Attach stack-frame local variables (scrubbed) to Sentry events."),
     Setting("shutdown_timeout", ("GATEWAYZ_SHUTDOWN_TIMEOUT",), "seconds", "5",
             "How long shutdown waits to flush pending events and spans."),
+    Setting("metrics_dir", ("GATEWAYZ_METRICS_DIR",), "path", "a fresh temporary directory per server start",
+            "Where worker processes leave their metric snapshots for the process serving `/metrics`."),
 )
 
 
@@ -202,6 +204,7 @@ class Settings:
     span_pii: bool = False
     include_local_variables: bool = True
     shutdown_timeout: float = 5.0
+    metrics_dir: str | None = None
     problems: tuple[Problem, ...] = field(default=(), compare=False)
 
     @property
@@ -331,6 +334,7 @@ def load_settings(env: Mapping[str, str], cwd: str | None = None) -> Settings:
         shutdown_timeout=keep(
             r.get("GATEWAYZ_SHUTDOWN_TIMEOUT", _parse_positive_float, 5.0, "using 5 seconds"), 5.0
         ),
+        metrics_dir=env.get("GATEWAYZ_METRICS_DIR") or None,
         problems=tuple(r.problems),
     )
 
