@@ -9,6 +9,6 @@ source scripts/venv.sh test
 bash scripts/setup-test-servers.sh
 OGZ_COLLECTOR_BIN="$(bash scripts/build-collector.sh | tail -n 1)"
 export OGZ_COLLECTOR_BIN
-.venv/bin/ruff check otel_gatewayz examples tests bench
+.venv/bin/ruff check .
 .venv/bin/mypy otel_gatewayz examples
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
