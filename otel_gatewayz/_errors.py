@@ -18,6 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from ._context import RequestState, current_state, new_breadcrumb
+from ._genai import record_call
 from ._grouping import ErrorGrouping, fingerprint_for, group_error, impact_for
 from ._log import contained, log_once
 from ._runtime import runtime
@@ -56,13 +57,15 @@ def grouping_of(exc: BaseException, state: RequestState | None) -> ErrorGrouping
         return ErrorGrouping(fingerprint, category, type(exc).__name__, impact_for(route))
 
 
-def flush_pending_calls(state: RequestState | None) -> None:
-    """Outgoing calls that never got a response become breadcrumbs before an event is sent."""
+def flush_pending_calls(state: RequestState | None, error_type: str) -> None:
+    """Outgoing calls that never got a response: a breadcrumb each, and a failed provider call."""
     if state is None or not state.pending_calls:
         return
     now = time.perf_counter()
     for key, (method, host, started, category) in list(state.pending_calls.items()):
         state.pending_calls.pop(key, None)
+        if category == "provider":
+            record_call(state, now - started, error_type)
         state.breadcrumbs.append(new_breadcrumb(
             f"{method} {host} failed", category, "error",
             {"method": method, "host": host, "duration_ms": round((now - started) * 1000, 1)},
@@ -100,9 +103,9 @@ def record_error(
         if rt.instruments.first_time(grouping.fingerprint):
             rt.instruments.error_groups.add(1, {"error.category": grouping.category,
                                                 "user_impact": grouping.user_impact})
+        flush_pending_calls(state, grouping.error_type)
         expected = expected or grouping.category == "validation_error"
         if rt.sentry_active and (rt.settings.capture_expected_errors or not expected):
-            flush_pending_calls(state)
             all_tags = {"error_type": grouping.category, "user_impact": grouping.user_impact, **(tags or {})}
             contexts = {"error_context": context} if context else {}
             token = _capturing.set(True)

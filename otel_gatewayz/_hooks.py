@@ -14,10 +14,9 @@ from typing import Any
 from opentelemetry import trace
 
 from ._context import current_state, new_breadcrumb, start_request_state
+from ._genai import record_call, watch_stream
 from ._log import contained
 from ._propagation import outgoing_host
-from ._runtime import runtime
-from ._scrub import Scrubber
 
 
 def server_request_hook(span: trace.Span, scope: MutableMapping[str, Any]) -> None:
@@ -37,12 +36,6 @@ def _host_of(request: Any) -> tuple[str, str]:
     port = getattr(url, "port", None)
     host_port = f"{host}:{port}" if port else str(host)
     return method, host_port
-
-
-def _label(scrubber: Scrubber, value: Any) -> str:
-    """A user-supplied name fit for a metric label: empty (so ``other``) if it holds a secret."""
-    text = str(value or "")
-    return text if scrubber.scrub_text(text) == text else ""
 
 
 def _on_request(span: trace.Span, request: Any) -> None:
@@ -73,19 +66,11 @@ def _on_response(span: trace.Span, request: Any, response: Any) -> None:
             {"method": method, "host": host_port, "status_code": status, "duration_ms": round(duration * 1000, 1)},
         ))
         if category == "provider":
-            rt = runtime()
-            instruments = rt.instruments
-            attributes = {
-                "gen_ai.provider.name": instruments.providers(_label(rt.scrubber, state.request.get("provider"))),
-                "gen_ai.request.model": instruments.models(_label(rt.scrubber, state.request.get("model"))),
-                "gen_ai.operation.name": "chat",
-            }
-            if status >= 400:
-                attributes["error.type"] = str(status)
-            # Headers arrived: for a stream this is the time to first chunk.
-            if state.request.get("stream"):
-                instruments.time_to_first_chunk.record(duration, attributes)
-            instruments.operation_duration.record(duration, attributes)
+            error_type = str(status) if status >= 400 else None
+            stream = getattr(response, "stream", None)
+            if not (state.request.get("stream") and stream is not None
+                    and watch_stream(stream, state, started, error_type)):
+                record_call(state, duration, error_type)
 
 
 def request_hook(span: trace.Span, request: Any) -> None:

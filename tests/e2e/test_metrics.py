@@ -134,3 +134,43 @@ def test_made_up_model_names_leave_the_series_count_bounded(gateway_factory):
     assert len(models) <= 2 * 100 + 1  # each worker lets its first 100 names through, then "other"
     series = [line for line in metrics.splitlines() if line and not line.startswith("#")]
     assert len(series) < 5_000
+
+
+def _histogram(metrics: str, name: str, **labels: str) -> tuple[float, float]:
+    """(count, sum) of a histogram's series matching ``labels``."""
+    count = total = 0.0
+    for line in metrics.splitlines():
+        match = re.match(rf"^{name}_(count|sum)\{{([^}}]*)\}} (\S+)$", line)
+        if match and all(f'{k}="{v}"' in match[2] for k, v in labels.items()):
+            if match[1] == "count":
+                count += float(match[3])
+            else:
+                total += float(match[3])
+    return count, total
+
+
+def test_provider_latency_time_to_first_chunk_and_failures(gateway_factory):
+    gateway = gateway_factory(env={"APP_ENV": "staging", "GATEWAY_PROVIDER_TIMEOUT": "0.5"},
+                              provider_env={"PROVIDER_CHUNK_DELAY": "0.3"})
+    with httpx.stream("POST", f"{gateway.base_url}/v1/chat/completions", headers=auth(),
+                      json={"model": "gpt-4", "messages": [], "stream": True}, timeout=30) as response:
+        assert response.status_code == 200
+        response.read()
+    assert httpx.post(f"{gateway.base_url}/v1/chat/completions", headers=auth(),
+                      json={"model": "slow", "messages": []}, timeout=30).status_code == 500
+
+    def ready() -> str | None:
+        text = httpx.get(gateway.metrics_url).text
+        failed = _histogram(text, "gen_ai_client_operation_duration_seconds", gen_ai_request_model="slow")
+        return text if failed[0] else None
+
+    metrics = eventually(ready, what="provider metrics")
+    labels = {"gen_ai_provider_name": "openrouter", "gen_ai_request_model": "gpt-4", "gen_ai_operation_name": "chat"}
+    ttfc_count, ttfc_sum = _histogram(metrics, "gen_ai_client_operation_time_to_first_chunk_seconds", **labels)
+    duration_count, duration_sum = _histogram(metrics, "gen_ai_client_operation_duration_seconds", **labels)
+    assert (ttfc_count, duration_count) == (1, 1)
+    # The duration covers the whole stream (5 chunks 0.3 s apart), the first chunk comes early.
+    assert duration_sum - ttfc_sum >= 0.9
+    failed_count, _ = _histogram(metrics, "gen_ai_client_operation_duration_seconds", gen_ai_request_model="slow",
+                                 error_type="ProviderAPIError")
+    assert failed_count == 1
