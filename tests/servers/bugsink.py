@@ -17,9 +17,9 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from .lifecycle import Lifecycle
 from .ports import LOOPBACK, free_port, http_get
 from .processes import ManagedProcess, retry_port_clash
 
@@ -156,7 +156,7 @@ def _finish(process: subprocess.Popen[str]) -> str:
     return stdout
 
 
-class BugsinkServer:
+class BugsinkServer(Lifecycle):
     """One Bugsink on a free loopback port with its own copy of the template database."""
 
     def __init__(self, template: BugsinkTemplate, workdir: Path, start_timeout: float = 30.0) -> None:
@@ -207,16 +207,6 @@ class BugsinkServer:
     def logs(self) -> str:
         return self._process.logs() if self._process is not None else ""
 
-    def __enter__(self) -> BugsinkServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- addresses -------------------------------------------------------------------------
 

@@ -13,9 +13,9 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
+from .lifecycle import Lifecycle
 from .ports import LOOPBACK, free_port
 from .processes import ManagedProcess, retry_port_clash
 
@@ -115,7 +115,7 @@ def validate(
     )
 
 
-class CollectorServer:
+class CollectorServer(Lifecycle):
     """One collector process in ``workdir`` with every listener on a free loopback port.
 
     ``traces_endpoint`` is where ``otlp_http/traces`` sends (e.g. an OtlpRecorder's
@@ -200,13 +200,3 @@ class CollectorServer:
     def health_url(self) -> str:
         return f"http://{LOOPBACK}:{self.health_port}/"
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -11,9 +11,9 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Protocol
 
+from .lifecycle import Lifecycle
 from .ports import LOOPBACK, free_port
 from .processes import ManagedProcess, retry_port_clash
 
@@ -101,7 +101,7 @@ class StubProvider:
         return self._process.logs() if self._process is not None else ""
 
 
-class Gateway:
+class Gateway(Lifecycle):
     """The instrumented gateway (and, unless ``provider_url`` is given, its stub provider).
 
     ``env`` is layered last, so a test may override any default (``metrics_url`` follows an
@@ -190,16 +190,6 @@ class Gateway:
         if self.provider is not None:
             self.provider.stop()
 
-    def __enter__(self) -> Gateway:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- addresses and output --------------------------------------------------------------
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 from google.protobuf.message import DecodeError, Message  # type: ignore[import-untyped,unused-ignore]
@@ -28,6 +27,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ._http import FaultMode, RecordingHandler, RecordingServer
+from .lifecycle import Lifecycle
 from .ports import LOOPBACK
 
 __all__ = ["OtlpRecorder", "OtlpRequest", "any_value", "attributes"]
@@ -149,7 +149,7 @@ class _OtlpHandler(RecordingHandler):
         return 200, "application/x-protobuf", response_type().SerializeToString()
 
 
-class OtlpRecorder:
+class OtlpRecorder(Lifecycle):
     """Records OTLP exports posted under ``endpoint``; thread-safe; a context manager."""
 
     def __init__(self) -> None:
@@ -162,16 +162,6 @@ class OtlpRecorder:
     def stop(self) -> None:
         self._server.close()
 
-    def __enter__(self) -> OtlpRecorder:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

@@ -7,9 +7,9 @@ import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Protocol
 
+from .lifecycle import Lifecycle
 from .ports import LOOPBACK, free_port, http_get
 from .processes import ManagedProcess, retry_port_clash
 
@@ -27,7 +27,7 @@ def prometheus_config(targets: Sequence[str], rule_files: Sequence[Path] = (), j
     }
 
 
-class PrometheusServer:
+class PrometheusServer(Lifecycle):
     """One Prometheus with its config and TSDB in ``workdir``, on a free loopback port."""
 
     def __init__(
@@ -78,16 +78,6 @@ class PrometheusServer:
     def logs(self) -> str:
         return self._process.logs() if self._process is not None else ""
 
-    def __enter__(self) -> PrometheusServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:

@@ -11,10 +11,10 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 from ._http import FaultMode, RecordingHandler, RecordingServer
+from .lifecycle import Lifecycle
 from .ports import LOOPBACK
 
 __all__ = ["Envelope", "EnvelopeItem", "SentryRecorder", "parse_envelope", "refused_dsn"]
@@ -114,7 +114,7 @@ class _SentryHandler(RecordingHandler):
         return 200, "application/json", b"{}"
 
 
-class SentryRecorder:
+class SentryRecorder(Lifecycle):
     """Records envelopes posted to ``dsn``; thread-safe; use as a context manager."""
 
     def __init__(self) -> None:
@@ -129,16 +129,6 @@ class SentryRecorder:
     def stop(self) -> None:
         self._server.close()
 
-    def __enter__(self) -> SentryRecorder:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- addresses and fault modes ---------------------------------------------------------
 
