@@ -11,13 +11,15 @@ import functools
 import inspect
 import json
 import logging
+import math
 import reprlib
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from typing import Any, TypeVar, cast
 
 import sentry_sdk
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
+from sentry_sdk.utils import safe_repr
 
 from ._context import ensure_state, new_breadcrumb
 from ._errors import record_error
@@ -46,6 +48,28 @@ def _level(level: str) -> str:
     return value
 
 
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON-safe data, taken when it is given: state outlives the caller's objects,
+    and Sentry serialises events before our enrichment adds the request's state to them."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if depth < 8 and isinstance(value, Mapping):
+        return {_text(key): _plain(item, depth + 1) for key, item in value.items()}
+    if depth < 8 and isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(item, depth + 1) for item in value]
+    return _repr.repr(value)
+
+
+def _text(value: Any) -> str:
+    """``str(value)``, or its safe repr when ``__str__`` raises."""
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001
+        return safe_repr(value)
+
+
 def _attribute(value: Any) -> AttributeValue | None:
     if value is None or isinstance(value, (bool, str, int, float)):
         return value
@@ -62,11 +86,12 @@ def set_user_context(
 ) -> None:
     """Who is calling: on the request's spans (``user.id``, ``gatewayz.user.*``) and Sentry's user."""
     with contained("set_user_context"):
-        user = {"id": str(user_id), "email": email, "api_key_id": api_key_id, "credits": credits, "plan": plan, **extra}
-        user = {key: value for key, value in user.items() if value is not None}
+        user = {"id": _text(user_id), "email": email, "api_key_id": api_key_id, "credits": credits, "plan": plan,
+                **extra}
+        user = {key: _plain(value) for key, value in user.items() if value is not None}
         state = ensure_state()
         state.user = user
-        attributes: dict[str, AttributeValue] = {"user.id": str(user_id)}
+        attributes: dict[str, AttributeValue] = {"user.id": user["id"]}
         if email is not None and runtime().settings.span_pii:
             attributes["user.email"] = email
         for key in ("api_key_id", "credits", "plan", *extra):
@@ -88,7 +113,7 @@ def set_request_context(
     with contained("set_request_context"):
         request = {"endpoint": endpoint, "method": method, "model": model, "provider": provider, "stream": stream,
                    **extra}
-        request = {key: value for key, value in request.items() if value is not None}
+        request = {key: _plain(value) for key, value in request.items() if value is not None}
         state = ensure_state()
         state.request = request
         attributes: dict[str, AttributeValue] = {
@@ -111,7 +136,7 @@ def set_request_context(
 def add_breadcrumb(message: str, category: str, level: str = "info", data: dict[str, Any] | None = None) -> None:
     """A step of the request's story: a span event now, a Sentry breadcrumb if an error follows."""
     with contained("add_breadcrumb"):
-        crumb = new_breadcrumb(str(message), str(category), _level(level), dict(data) if data else None)
+        crumb = new_breadcrumb(_text(message), _text(category), _level(level), _plain(dict(data)) if data else None)
         state = ensure_state()
         state.breadcrumbs.append(crumb)
         span = trace.get_current_span()
@@ -120,7 +145,7 @@ def add_breadcrumb(message: str, category: str, level: str = "info", data: dict[
                 "gatewayz.breadcrumb.category": crumb["category"],
                 "gatewayz.breadcrumb.level": crumb["level"],
             }
-            for key, value in (data or {}).items():
+            for key, value in (crumb.get("data") or {}).items():
                 converted = _attribute(value)
                 if converted is not None:
                     attributes[f"gatewayz.breadcrumb.data.{key}"] = converted

@@ -92,7 +92,8 @@ def record_error(
     _mark(exc, "")
     with contained("error recording"):
         grouping = grouping_of(exc, state)
-        _annotate_spans(exc, grouping, state, record_on_span)
+        with contained("error span annotation"):  # OTel's record_exception calls str(exc)
+            _annotate_spans(exc, grouping, state, record_on_span)
         labels = {
             "error.category": grouping.category,
             "error.type": grouping.error_type,

@@ -1,4 +1,4 @@
-"""Scrub spans just before any exporter sees them, and make every lost span visible.
+"""Scrub spans just before any exporter sees them, make every lost span visible, flush on shutdown.
 
 Scrubbing runs on the export thread, so the request path never pays for it. The SDK loses spans
 in three places without telling the operator much: the batch processor's queue overflows (one
@@ -6,17 +6,27 @@ warning every 20 s), the exporter fails (the OTLP exporter logs every failed bat
 retry: a collector outage floods the logs), and shutdown gives up on what is still queued
 (silently). Each of these is counted here in ``gatewayz_telemetry_dropped_total{signal="spans"}``
 by reason, and logged once per reason; the upstream per-batch lines are folded into that one line.
+
+:func:`flush_pending` is the bounded flush for a graceful shutdown: uvicorn (>= 0.29) re-raises
+SIGTERM after its own graceful shutdown with the default handler back in place, so the process
+dies of the signal and no ``atexit`` hook runs (sentry-sdk's flush, the TracerProvider's
+shutdown); whatever was still queued is lost unless it is flushed before that, e.g. at the end
+of the ASGI lifespan.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import http
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import sentry_sdk
+from opentelemetry import metrics, trace
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status
@@ -30,6 +40,7 @@ SIGNAL = "spans"
 _EXTRA_EXPORTER_LOGGERS = ("opentelemetry.exporter.otlp.common.http",)
 # The SDK's batch processor warns "Queue full, dropping Span." on this logger.
 _BATCH_LOGGER = "opentelemetry.sdk._shared_internal"
+_NOT_EXPORTERS = frozenset({"builtins", "abc", "typing"})
 _MAX_CAPTURED = 8
 _MAX_DETAIL = 200
 _PHRASES = {status.phrase: status.value for status in http.HTTPStatus}
@@ -82,8 +93,9 @@ def count_dropped(count: int, reason: str, detail: str = "") -> None:
 class _ExportLogCapture(logging.Filter):
     """Holds back an exporter's warnings and errors while our ``export`` call runs on this thread.
 
-    They become one counted reason and one log line instead of a line per batch and per retry.
-    Records logged outside our call (other threads, shutdown) pass untouched.
+    They become one counted reason and one log line instead of a line per batch and per retry;
+    the retry warnings of an export that finally succeeds are dropped (nothing was lost). Records
+    logged outside our call (other threads, shutdown) pass untouched.
     """
 
     def __init__(self) -> None:
@@ -123,7 +135,8 @@ _QUEUE_FULL_FILTER = _QueueFullFilter()
 
 
 def _exporter_loggers(exporter: SpanExporter) -> list[logging.Logger]:
-    modules = {cls.__module__ for cls in type(exporter).__mro__ if cls not in (object, SpanExporter)}
+    """The loggers of the modules the exporter's classes come from (where exporters log)."""
+    modules = {cls.__module__ for cls in type(exporter).__mro__ if cls is not SpanExporter} - _NOT_EXPORTERS
     return [logging.getLogger(name) for name in sorted(modules | set(_EXTRA_EXPORTER_LOGGERS))]
 
 
@@ -205,6 +218,12 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             count_dropped(1, "queue_full")
         super().on_end(span)
 
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        """Export what is queued, waiting at most ``timeout_millis`` (the SDK's own call ignores it)."""
+        timeout = runtime().settings.shutdown_timeout if timeout_millis is None else timeout_millis / 1000
+        flush: Any = super().force_flush
+        return in_background("span flush", lambda: flush(timeout_millis)).wait(timeout)
+
     def shutdown(self) -> None:
         timeout_millis = int(runtime().settings.shutdown_timeout * 1000)
         processor: Any = getattr(self, "_batch_processor", None)
@@ -230,3 +249,52 @@ def scrubbed_batch_processor(exporter: SpanExporter, *args: Any, **kwargs: Any) 
     with contained("batch processor log filter"):
         logging.getLogger(_BATCH_LOGGER).addFilter(_QUEUE_FULL_FILTER)
     return CountingBatchSpanProcessor(ScrubbingSpanExporter(exporter), *args, **kwargs)
+
+
+def in_background(what: str, call: Callable[[], object]) -> threading.Event:
+    """Run ``call`` on a daemon thread (contained); the event is set when it returns.
+
+    For waits the SDK does not bound: the caller waits on the event as long as it wants, and a
+    call stuck on a dead endpoint never holds the process up at exit.
+    """
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            with contained(what):
+                call()
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"otel_gatewayz-{what.replace(' ', '-')}", daemon=True).start()
+    return done
+
+
+def flush_pending(timeout: float | None = None) -> bool:
+    """Flush spans (and the Sentry transactions built from them) and metrics, then Sentry.
+
+    Spans and metrics are flushed side by side within ``timeout`` seconds (default
+    ``GATEWAYZ_SHUTDOWN_TIMEOUT``), then Sentry within as long again: however slow or dead the
+    collector and Sentry are, this returns within twice the timeout. Nothing is shut down, so the
+    app may go on. Returns False when something was still pending at a deadline.
+    """
+    rt = runtime()
+    timeout = rt.settings.shutdown_timeout if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    pending: list[threading.Event] = []
+    for what, provider in (("span flush", trace.get_tracer_provider()), ("metric flush", metrics.get_meter_provider())):
+        flush = getattr(provider, "force_flush", None)
+        if callable(flush):
+            pending.append(in_background(what, functools.partial(flush, int(timeout * 1000))))
+    flushed = all([done.wait(max(0.0, deadline - time.monotonic())) for done in pending])
+    if rt.sentry_active:
+        with contained("Sentry flush"):
+            started = time.monotonic()
+            sentry_sdk.flush(timeout=timeout)
+            # The SDK does not say whether it got through; it only waits that long when it did not.
+            flushed = flushed and time.monotonic() - started < timeout
+    if not flushed:
+        log_once("flush-incomplete", logging.WARNING,
+                 "otel_gatewayz: telemetry still pending after the %gs shutdown timeout is lost "
+                 "(GATEWAYZ_SHUTDOWN_TIMEOUT)", timeout)
+    return flushed

@@ -77,8 +77,16 @@ def fingerprint_for(exc: BaseException, extra_rules: Sequence[tuple[str, str]] =
     group = categorise(exc_type, extra_rules)
     if group is not None:
         return (exc_type, group), group if group in CATEGORIES else "other"
-    message_key = normalise_message(str(exc))
+    message_key = normalise_message(_message(exc))
     return ((exc_type, message_key) if message_key else (exc_type,)), "other"
+
+
+def _message(exc: BaseException) -> str:
+    """``str(exc)``, or nothing when the exception cannot say it (a raising ``__str__``)."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - such errors group by their type alone
+        return ""
 
 
 def impact_for(route: str | None, extra_rules: Sequence[tuple[str, str]] = ()) -> str:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ._errors import record_error
+from ._export import flush_pending
 
 Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
 _PATCHED = "_otel_gatewayz_patched"
@@ -59,6 +62,25 @@ def _is_not_found(exc: Exception) -> bool:
     return isinstance(exc, HTTPException) and exc.status_code == 404
 
 
+def _flushing(original: Callable[[Any], AbstractAsyncContextManager[Any]]) -> Callable[[Any], Any]:
+    """The app's lifespan, then a bounded flush of pending spans and Sentry events.
+
+    uvicorn re-raises SIGTERM after its graceful shutdown with the default handler restored, so
+    the process dies of it and no atexit hook (sentry-sdk's flush, the TracerProvider's shutdown)
+    runs: the end of the lifespan is the last moment every uvicorn/gunicorn worker reaches.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        try:
+            async with original(app) as state:
+                yield state
+        finally:
+            await run_in_threadpool(flush_pending)
+
+    return lifespan
+
+
 def install_handlers(app: Starlette) -> None:
     """Wrap the app's handlers once; called just before Starlette builds its middleware stack."""
     if getattr(app, _HANDLERS_SET, False):
@@ -75,6 +97,7 @@ def install_handlers(app: Starlette) -> None:
     else:
         if RequestValidationError in handlers:
             handlers[RequestValidationError] = _expected(handlers[RequestValidationError], lambda exc: True)
+    app.router.lifespan_context = _flushing(app.router.lifespan_context)
     setattr(app, _HANDLERS_SET, True)
 
 

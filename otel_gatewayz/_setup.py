@@ -21,7 +21,7 @@ from ._context import ContextSpanProcessor
 from ._export import scrubbed_batch_processor
 from ._handler import patch_starlette
 from ._hooks import fastapi_instrument_kwargs, httpx_instrument_kwargs
-from ._log import ensure_visible, logger
+from ._log import contained, ensure_visible, logger
 from ._logs import ScrubbingLogProcessor, install_log_record_factory
 from ._propagation import build_propagator
 from ._resource import renew_instance_id_after_fork, resource_attributes
@@ -32,6 +32,35 @@ from ._settings import Settings, load_settings
 from ._transactions import SentryTransactionProcessor
 
 EXCLUDED_URLS = r"/(health|healthz|metrics)/?(\?.*)?$"
+
+
+class ContainedSpanProcessor(SpanProcessor):
+    """One of our processors, each hook contained: a bug in it is logged once, never raised into a span."""
+
+    def __init__(self, inner: SpanProcessor) -> None:
+        self._inner = inner
+        self._name = type(inner).__name__
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        with contained(f"span processor {self._name}.on_start"):
+            self._inner.on_start(span, parent_context)
+
+    def _on_ending(self, span: Any) -> None:
+        with contained(f"span processor {self._name}._on_ending"):
+            self._inner._on_ending(span)
+
+    def on_end(self, span: Any) -> None:
+        with contained(f"span processor {self._name}.on_end"):
+            self._inner.on_end(span)
+
+    def shutdown(self) -> None:
+        with contained(f"span processor {self._name}.shutdown"):
+            self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        with contained(f"span processor {self._name}.force_flush"):
+            return self._inner.force_flush(timeout_millis)
+        return False
 
 
 def environment_defaults(env: Mapping[str, str]) -> dict[str, str]:
@@ -70,6 +99,7 @@ def _build(auto_instrumentation_version: str | None) -> Runtime:
     processors: list[SpanProcessor] = [ContextSpanProcessor()]
     if sentry_active:
         processors.append(SentryTransactionProcessor())
+    processors = [ContainedSpanProcessor(processor) for processor in processors]
     sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else GatewayzSampler(settings.traces_sample_rate)
     kwargs: dict[str, Any] = {
         "resource_attributes": resource_attributes(settings),
