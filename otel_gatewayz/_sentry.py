@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any, cast
 
 import sentry_sdk
-from sentry_sdk.integrations.logging import LoggingIntegration
+from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
 from sentry_sdk.integrations.otlp import OTLPIntegration
 
 from ._context import current_state
@@ -63,6 +63,8 @@ def init_sentry(settings: Settings) -> bool:
     except Exception as exc:  # noqa: BLE001 - a bad option must not stop the app
         logger.error("otel_gatewayz: SENTRY_DSN: Sentry could not start (%s); Sentry is disabled", type(exc).__name__)
         return False
+    # Our own error lines (a failing hook, a bad setting) are for the operator, not Sentry issues.
+    ignore_logger("otel_gatewayz")
     logger.info("Sentry initialized successfully (release=%s, environment=%s)", settings.release, settings.environment)
     return True
 
