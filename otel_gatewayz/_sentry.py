@@ -9,11 +9,13 @@ is scrubbed just before it is sent.
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any, cast
 
 import sentry_sdk
 from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
 from sentry_sdk.integrations.otlp import OTLPIntegration
+from sentry_sdk.profiler import start_profiler
 
 from ._context import current_state
 from ._errors import already_recorded, grouping_of
@@ -45,7 +47,10 @@ def init_sentry(settings: Settings) -> bool:
             send_default_pii=False,
             max_request_body_size="never",
             include_local_variables=settings.include_local_variables,
-            profiles_sample_rate=settings.profiles_sample_rate or None,
+            # Transactions are built from OTel spans, not by the SDK, so transaction-bound
+            # profiles would never start: profile whole processes (continuous profiling).
+            profile_session_sample_rate=settings.profiles_sample_rate or None,
+            profile_lifecycle="manual",
             shutdown_timeout=settings.shutdown_timeout,
             spotlight=settings.spotlight or None,
             transport=CountingTransport if settings.sentry_dsn else None,
@@ -65,6 +70,9 @@ def init_sentry(settings: Settings) -> bool:
         return False
     # Our own error lines (a failing hook, a bad setting) are for the operator, not Sentry issues.
     ignore_logger("otel_gatewayz")
+    if settings.profiles_sample_rate:
+        start_profiler()  # a no-op in a process the session rate did not sample
+        os.register_at_fork(after_in_child=start_profiler)  # forked workers profile themselves
     logger.info("Sentry initialized successfully (release=%s, environment=%s)", settings.release, settings.environment)
     return True
 

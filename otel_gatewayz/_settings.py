@@ -145,7 +145,7 @@ SETTINGS: tuple[Setting, ...] = (
             "(callers' decisions are followed). `OTEL_TRACES_SAMPLER` replaces it when set."),
     Setting("profiles_sample_rate", ("SENTRY_PROFILES_SAMPLE_RATE",), "float 0..1",
             "production 0.01, staging 0.5, development 0",
-            "Share of profiled sessions, passed to sentry-sdk's profiler."),
+            "Share of processes that run Sentry's continuous profiler (a per-process decision)."),
     Setting("release_sha", _RELEASE_VARS, "str", "`git rev-parse HEAD` in the working directory, else `unknown`",
             "The release's git SHA, the first of these set: `service.version` and the Sentry release "
             "`{service}@{sha}`."),
