@@ -30,6 +30,23 @@ def _scrub_record(record: logging.LogRecord) -> None:
     record.msg, record.args = clean, None
 
 
+class _ScrubbedTracebackRecord(logging.LogRecord):
+    """A record whose traceback text is scrubbed when a formatter renders it.
+
+    Lazily: most error records are dropped by level or already reported; formatting and
+    scrubbing a long traceback up front would cost every error a few milliseconds.
+    """
+
+    @property
+    def exc_text(self) -> str | None:
+        value: str | None = self.__dict__.get("_ogz_exc_text")
+        return value
+
+    @exc_text.setter
+    def exc_text(self, value: str | None) -> None:
+        self.__dict__["_ogz_exc_text"] = runtime().scrubber.scrub_text(value) if value else value
+
+
 def install_log_record_factory() -> None:
     """Wrap the current LogRecord factory so messages and tracebacks are scrubbed (idempotent)."""
     global _installed
@@ -41,8 +58,8 @@ def install_log_record_factory() -> None:
         record = previous(*args, **kwargs)
         try:
             _scrub_record(record)
-            if record.exc_info and record.exc_info[1] is not None:
-                record.exc_text = runtime().scrubber.scrub_text(logging.Formatter().formatException(record.exc_info))
+            if record.exc_info and type(record) is logging.LogRecord:
+                record.__class__ = _ScrubbedTracebackRecord
         except Exception:  # noqa: BLE001 - a log line must never fail because of us
             pass
         return record

@@ -9,6 +9,7 @@ count, never values.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -45,25 +46,30 @@ _BUILTIN_KEYS = (
 _BUILTIN_SAFE_KEYS = (r"^(api[-_ ]?)?key[-_ ]?id$",)
 
 _CARD = r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"
-_VALUE_PATTERNS = {
-    "bearer": r"\b(?i:bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}",
-    "provider_key": r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}",
-    "jwt": r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
-    "aws_key": r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
-    "github_token": r"\bgh[pousr]_[A-Za-z0-9]{20,}",
-    "slack_token": r"\bxox[abprs]-[A-Za-z0-9-]{10,}",
-    "google_key": r"\bAIza[0-9A-Za-z_-]{35}",
-    "card": _CARD,
+# name -> (pattern, literals one of which must occur, in the lower-cased text, for a match).
+_VALUE_PATTERNS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "bearer": (r"\b(?i:bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}", ("bearer", "basic", "token")),
+    "provider_key": (r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}", ("sk-", "pk-", "rk-")),
+    "jwt": (r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*", ("eyj",)),
+    "aws_key": (r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", ("akia", "asia")),
+    "github_token": (r"\bgh[pousr]_[A-Za-z0-9]{20,}", ("gh",)),
+    "slack_token": (r"\bxox[abprs]-[A-Za-z0-9-]{10,}", ("xox",)),
+    "google_key": (r"\bAIza[0-9A-Za-z_-]{35}", ("aiza",)),
 }
+_DIGIT_RUN = re.compile(r"\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d")
+_CARD_RE = re.compile(_CARD)
 # ``password=hunter2``, ``"api_key": "abc"``, ``token: abc`` in free text.
 _PAIR = re.compile(
     r"(?i)(?P<key>[\"']?\b(?:[a-z0-9]*[-_])?(?:password|passwd|secret|api[-_]?key|apikey|"
     r"access[-_]?token|refresh[-_]?token|auth[-_]?token|token|client[-_]?secret|private[-_]?key|"
     r"credentials?|session(?:[-_]?id)?|cookie)[\"']?\s*[=:]\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s&,;\"'}]+)"
 )
+_PAIR_LITERALS = ("pass", "secret", "key", "token", "credential", "session", "cookie")
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s?#]+)@")
 _QUERY_PARAM = re.compile(r"(?P<sep>^|[?&;])(?P<name>[^=&#\s?;]+)=(?P<value>[^&#\s;]*)")
 _MAX_JSON_SCAN = 65_536
+_CACHE_SIZE = 4096
+_CACHE_MAX_TEXT = 512
 
 
 def _luhn(digits: str) -> bool:
@@ -100,9 +106,16 @@ class Scrubber:
         self._key = re.compile("|".join(f"(?:{p})" for p in (*_BUILTIN_KEYS, *extra_keys)), re.IGNORECASE)
         safe = (*_BUILTIN_SAFE_KEYS, *safe_keys)
         self._safe = re.compile("|".join(f"(?:{p})" for p in safe), re.IGNORECASE)
-        self._values = re.compile("|".join(f"(?P<{name}>{p})" for name, p in _VALUE_PATTERNS.items()))
+        self._values = [(name, re.compile(p), literals) for name, (p, literals) in _VALUE_PATTERNS.items()]
+        # Telemetry repeats itself (methods, routes, hosts, attribute names): remember verdicts.
+        self._clean_cached = functools.lru_cache(maxsize=_CACHE_SIZE)(self._clean)
+        self.is_secret_key = functools.lru_cache(maxsize=_CACHE_SIZE)(self._is_secret_key)  # type: ignore[method-assign]
 
     def is_secret_key(self, key: str) -> bool:
+        """True when a value stored under ``key`` is a secret (cached :meth:`_is_secret_key`)."""
+        return self._is_secret_key(key)
+
+    def _is_secret_key(self, key: str) -> bool:
         """True when a value stored under ``key`` is a secret whatever it looks like.
 
         Dotted attribute names are judged by their last part, so
@@ -115,16 +128,29 @@ class Scrubber:
 
     def scrub_text(self, text: str, report: ScrubReport | None = None, path: str = "") -> str:
         """Redact secrets inside free text, URLs included."""
+        out, hit = self._clean_cached(text) if len(text) <= _CACHE_MAX_TEXT else self._clean(text)
+        if hit and report is not None:
+            report.add(path)
+        return out
+
+    def _clean(self, text: str) -> tuple[str, bool]:
         hits = 0
+
+        def bearer_sub(m: re.Match[str]) -> str:
+            nonlocal hits
+            hits += 1
+            return m.group(0).split(None, 1)[0] + " " + MARKER
 
         def value_sub(m: re.Match[str]) -> str:
             nonlocal hits
-            kind = m.lastgroup or "secret"
-            if kind == "card" and not _luhn(re.sub(r"\D", "", m.group(0))):
+            hits += 1
+            return MARKER
+
+        def card_sub(m: re.Match[str]) -> str:
+            nonlocal hits
+            if not _luhn(re.sub(r"\D", "", m.group(0))):
                 return m.group(0)
             hits += 1
-            if kind == "bearer":
-                return m.group(0).split(None, 1)[0] + " " + MARKER
             return MARKER
 
         def pair_sub(m: re.Match[str]) -> str:
@@ -149,18 +175,23 @@ class Scrubber:
         if "%" in text or "+" in text:
             # Secrets hide behind URL encoding (``token%3Dabc``): judge the decoded text.
             decoded = unquote_plus(text)
-            if decoded != text and self.scrub_text(decoded) != decoded:
+            if decoded != text and self._clean(decoded)[1]:
                 text = decoded
-        out = self._values.sub(value_sub, text)
-        if "=" in out or ":" in out:
+        # Each shape runs only where its literal prefix occurs: long texts stay cheap.
+        lowered = text.lower()
+        out = text
+        for name, pattern, literals in self._values:
+            if any(literal in lowered for literal in literals):
+                out = pattern.sub(bearer_sub if name == "bearer" else value_sub, out)
+        if _DIGIT_RUN.search(out):
+            out = _CARD_RE.sub(card_sub, out)
+        if ("=" in out or ":" in out) and any(literal in lowered for literal in _PAIR_LITERALS):
             out = _PAIR.sub(pair_sub, out)
         if "@" in out:
             out = _URL_USERINFO.sub(userinfo_sub, out)
         if "=" in out:
             out = _QUERY_PARAM.sub(query_sub, out)
-        if hits and report is not None:
-            report.add(path)
-        return out
+        return out, hits > 0
 
     def scrub(self, value: Any, report: ScrubReport | None = None, path: str = "", depth: int = 0) -> Any:
         """Return a scrubbed copy of ``value`` (dicts, lists, tuples, JSON strings, text)."""
