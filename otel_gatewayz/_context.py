@@ -34,8 +34,6 @@ class RequestState:
     request: dict[str, Any] = field(default_factory=dict)
     span_attributes: dict[str, AttributeValue] = field(default_factory=dict)
     breadcrumbs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_BREADCRUMBS))
-    tags: dict[str, str] = field(default_factory=dict)
-    error_event_id: str | None = None
     # Outgoing calls awaiting a response: key -> (method, host, perf_counter start, category).
     pending_calls: dict[int, tuple[str, str, float, str]] = field(default_factory=dict)
 

@@ -119,8 +119,6 @@ def record_error(
             if event_id is None and not handled:
                 log_once("event-not-sent", logging.WARNING,
                          "otel_gatewayz: an unhandled error was not sent to Sentry (filtered or rate limited)")
-        if state is not None and event_id:
-            state.error_event_id = event_id
     _mark(exc, event_id or "")
     return event_id
 
