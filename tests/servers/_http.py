@@ -10,6 +10,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Literal, TypeVar
 
+from .lifecycle import Lifecycle
 from .ports import LOOPBACK
 
 __all__ = [
@@ -195,3 +196,39 @@ class RecordingHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read what was recorded, not an access log."""
+
+
+class Recorder(Lifecycle):
+    """A recording server's lifecycle, port and fault mode; subclasses add what they parse."""
+
+    handler: type[RecordingHandler]
+
+    def __init__(self) -> None:
+        self._server = RecordingServer(self.handler)
+
+    def start(self) -> Any:
+        self._server.start_thread()
+        return self
+
+    def stop(self) -> None:
+        self._server.close()
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def mode(self) -> FaultMode:
+        return self._server.mode
+
+    def set_mode(self, mode: FaultMode) -> None:
+        """``ok``; ``error_500``; ``rate_limited`` (429 + Retry-After: 60); ``hang`` (never answers)."""
+        self._server.set_mode(mode)
+
+    def errors(self) -> list[str]:
+        """Requests that could not be decoded or parsed (answered 400)."""
+        with self._server.changed:
+            return list(self._server.errors)
+
+    def clear(self) -> None:
+        self._server.clear()

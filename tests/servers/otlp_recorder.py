@@ -26,8 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from ._http import FaultMode, RecordingHandler, RecordingServer
-from .lifecycle import Lifecycle
+from ._http import FaultMode, Recorder, RecordingHandler
 from .ports import LOOPBACK
 
 __all__ = ["OtlpRecorder", "OtlpRequest", "any_value", "attributes"]
@@ -149,36 +148,15 @@ class _OtlpHandler(RecordingHandler):
         return 200, "application/x-protobuf", response_type().SerializeToString()
 
 
-class OtlpRecorder(Lifecycle):
+class OtlpRecorder(Recorder):
     """Records OTLP exports posted under ``endpoint``; thread-safe; a context manager."""
 
-    def __init__(self) -> None:
-        self._server = RecordingServer(_OtlpHandler)
-
-    def start(self) -> OtlpRecorder:
-        self._server.start_thread()
-        return self
-
-    def stop(self) -> None:
-        self._server.close()
-
-
-    @property
-    def port(self) -> int:
-        return self._server.port
+    handler = _OtlpHandler
 
     @property
     def endpoint(self) -> str:
         """Base URL for ``OTEL_EXPORTER_OTLP_ENDPOINT`` (the exporters add ``/v1/...``)."""
         return f"http://{LOOPBACK}:{self.port}"
-
-    @property
-    def mode(self) -> FaultMode:
-        return self._server.mode
-
-    def set_mode(self, mode: FaultMode) -> None:
-        """``ok``; ``error_500``; ``rate_limited`` (429 + Retry-After: 60); ``hang``."""
-        self._server.set_mode(mode)
 
     def requests(self, signal: Signal | None = None) -> list[OtlpRequest]:
         return [r for r in self._server.snapshot() if signal is None or r.signal == signal]
@@ -238,13 +216,6 @@ class OtlpRecorder(Lifecycle):
             for sl in rl.scope_logs
             for record in sl.log_records
         ]
-
-    def errors(self) -> list[str]:
-        with self._server.changed:
-            return list(self._server.errors)
-
-    def clear(self) -> None:
-        self._server.clear()
 
     def wait_for(self, predicate: Callable[[OtlpRecorder], T | None], timeout: float = 10.0) -> T:
         """Return ``predicate(self)`` once truthy (re-checked on every request received)."""

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from ._http import FaultMode, RecordingHandler, RecordingServer
-from .lifecycle import Lifecycle
+from ._http import FaultMode, Recorder, RecordingHandler
 from .ports import LOOPBACK
 
 __all__ = ["Envelope", "EnvelopeItem", "SentryRecorder", "parse_envelope", "refused_dsn"]
@@ -114,42 +113,18 @@ class _SentryHandler(RecordingHandler):
         return 200, "application/json", b"{}"
 
 
-class SentryRecorder(Lifecycle):
-    """Records envelopes posted to ``dsn``; thread-safe; use as a context manager."""
+class SentryRecorder(Recorder):
+    """Records envelopes posted to ``dsn``; thread-safe; use as a context manager.
 
-    def __init__(self) -> None:
-        self._server = RecordingServer(_SentryHandler)
+    Fault modes: ``ok`` answers 200 ``{}``; ``rate_limited`` also sends X-Sentry-Rate-Limits
+    (60 s, all categories).
+    """
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> SentryRecorder:
-        self._server.start_thread()
-        return self
-
-    def stop(self) -> None:
-        self._server.close()
-
-
-    # -- addresses and fault modes ---------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return self._server.port
+    handler = _SentryHandler
 
     @property
     def dsn(self) -> str:
         return f"http://public@{LOOPBACK}:{self.port}/1"
-
-    @property
-    def mode(self) -> FaultMode:
-        return self._server.mode
-
-    def set_mode(self, mode: FaultMode) -> None:
-        """``ok`` 200 ``{}``; ``error_500``; ``rate_limited`` 429 + Retry-After and
-        X-Sentry-Rate-Limits (60 s, all categories); ``hang`` never answers."""
-        self._server.set_mode(mode)
-
-    # -- what was received -----------------------------------------------------------------
 
     def envelopes(self) -> list[Envelope]:
         return list(self._server.snapshot())
@@ -170,14 +145,6 @@ class SentryRecorder(Lifecycle):
 
     def all_bytes(self) -> bytes:
         return b"\n".join(self.raw_bodies())
-
-    def errors(self) -> list[str]:
-        """Requests that could not be decoded or parsed (answered 400)."""
-        with self._server.changed:
-            return list(self._server.errors)
-
-    def clear(self) -> None:
-        self._server.clear()
 
     def wait_for(self, predicate: Callable[[SentryRecorder], T | None], timeout: float = 10.0) -> T:
         """Return ``predicate(self)`` once truthy (re-checked on every request received)."""
