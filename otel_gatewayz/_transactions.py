@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 from sentry_sdk.tracing import get_span_status_from_http_code
 
+from ._export import in_background
 from ._log import log_once
 from ._runtime import runtime
 
@@ -203,14 +204,7 @@ class SentryTransactionProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         if self._thread is None or not self._thread.is_alive():
             return True
-        done = threading.Event()
-
-        def wait() -> None:
-            self._queue.join()
-            done.set()
-
-        threading.Thread(target=wait, daemon=True).start()
-        return done.wait(timeout_millis / 1000)
+        return in_background("transaction flush", self._queue.join).wait(timeout_millis / 1000)
 
     def shutdown(self) -> None:
         self.force_flush(int(runtime().settings.shutdown_timeout * 1000))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .lifecycle import Lifecycle
+from .lifecycle import ProcessServer
 from .ports import LOOPBACK, free_port, http_get
 from .processes import ManagedProcess, retry_port_clash
 
@@ -156,7 +156,7 @@ def _finish(process: subprocess.Popen[str]) -> str:
     return stdout
 
 
-class BugsinkServer(Lifecycle):
+class BugsinkServer(ProcessServer):
     """One Bugsink on a free loopback port with its own copy of the template database."""
 
     def __init__(self, template: BugsinkTemplate, workdir: Path, start_timeout: float = 30.0) -> None:
@@ -199,14 +199,6 @@ class BugsinkServer(Lifecycle):
             stop_signal=signal.SIGINT,
         )
         return process.start(ready_url=f"{self.base_url}/health/ready", ready_timeout=self.start_timeout)
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-
-    def logs(self) -> str:
-        return self._process.logs() if self._process is not None else ""
-
 
     # -- addresses -------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from .lifecycle import Lifecycle
+from .lifecycle import Lifecycle, ProcessServer
 from .ports import LOOPBACK, free_port
 from .processes import ManagedProcess, retry_port_clash
 
@@ -49,7 +49,7 @@ def base_env(bin_dir: Path | None = None) -> dict[str, str]:
     }
 
 
-class StubProvider:
+class StubProvider(ProcessServer):
     """The stub upstream (plain uvicorn, never instrumented) on a free loopback port."""
 
     def __init__(
@@ -93,12 +93,6 @@ class StubProvider:
         process = ManagedProcess(argv, log_path=self.workdir / "provider.log", env=env, cwd=self.cwd)
         return process.start(ready_url=f"{self.url}/health", ready_timeout=self.start_timeout)
 
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-
-    def logs(self) -> str:
-        return self._process.logs() if self._process is not None else ""
 
 
 class Gateway(Lifecycle):
@@ -189,7 +183,6 @@ class Gateway(Lifecycle):
             self._process.stop()
         if self.provider is not None:
             self.provider.stop()
-
 
     # -- addresses and output --------------------------------------------------------------
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .processes import ManagedProcess
 
 
 class Lifecycle:
@@ -22,3 +25,16 @@ class Lifecycle:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class ProcessServer(Lifecycle):
+    """A server run as one managed process: stop it, read what it printed."""
+
+    _process: ManagedProcess | None = None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+
+    def logs(self) -> str:
+        return self._process.logs() if self._process is not None else ""

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from .lifecycle import Lifecycle
+from .lifecycle import ProcessServer
 from .ports import LOOPBACK, free_port, http_get
 from .processes import ManagedProcess, retry_port_clash
 
@@ -27,7 +27,7 @@ def prometheus_config(targets: Sequence[str], rule_files: Sequence[Path] = (), j
     }
 
 
-class PrometheusServer(Lifecycle):
+class PrometheusServer(ProcessServer):
     """One Prometheus with its config and TSDB in ``workdir``, on a free loopback port."""
 
     def __init__(
@@ -70,14 +70,6 @@ class PrometheusServer(Lifecycle):
         ]
         process = ManagedProcess(argv, log_path=self.workdir / "prometheus.log", cwd=self.workdir)
         return process.start(ready_url=f"{self.url}/-/ready", ready_timeout=self.start_timeout)
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-
-    def logs(self) -> str:
-        return self._process.logs() if self._process is not None else ""
-
 
     @property
     def url(self) -> str:
