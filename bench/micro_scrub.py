@@ -31,10 +31,8 @@ from urllib.parse import unquote_plus
 import sentry_sdk
 from sentry_sdk.utils import event_from_exception
 
-from otel_gatewayz import _scrub
-from otel_gatewayz._runtime import make_runtime
-from otel_gatewayz._sentry import scrub_event
-from otel_gatewayz._settings import load_settings
+from otel_gatewayz._privacy import scrubber as _scrub
+from otel_gatewayz._privacy.events import scrub_event
 
 
 def _per_call_us(func: Any, number: int) -> float:
@@ -65,8 +63,7 @@ def _app_error() -> BaseException:
 
 def main() -> None:
     sentry_sdk.init(dsn=None, include_local_variables=True)
-    rt = make_runtime(load_settings({}), configured=False)
-    scrubber = rt.scrubber
+    scrubber = _scrub.Scrubber()
     exc = _app_error()
     text = logging.Formatter().formatException((type(exc), exc, exc.__traceback__))
     client_options = sentry_sdk.get_client().options
@@ -88,7 +85,7 @@ def main() -> None:
           f"{len(json.dumps(event, default=str))} chars of JSON; span attributes {len(attrs)} keys")
     rows = [
         ("scrub_text(traceback)", lambda: scrubber.scrub_text(text), 200),
-        ("scrub_event(Sentry error event)", lambda: scrub_event(rt, event), 200),
+        ("scrub_event(Sentry error event)", lambda: scrub_event(event, scrubber), 200),
         ("scrub(server span attributes)", lambda: scrubber.scrub(attrs), 2000),
         ("scrub(breadcrumb event attributes)", lambda: scrubber.scrub(crumb), 5000),
     ]

@@ -15,8 +15,8 @@ from ._api import (
     set_request_context,
     set_user_context,
 )
-from ._settings import Settings
-from ._setup import configure
+from ._config.settings import Settings
+from ._setup.configurator import configure
 
 __all__ = [
     "SentryService",

@@ -21,10 +21,9 @@ from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 from sentry_sdk.utils import safe_repr
 
-from ._context import ensure_state, new_breadcrumb
-from ._errors import record_error
-from ._log import contained, log_once
-from ._runtime import runtime
+from ._context.state import ensure_state, new_breadcrumb
+from ._safety.log import contained, log_once
+from ._setup.runtime import runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 LEVELS = ("debug", "info", "warning", "error", "fatal")
@@ -159,8 +158,8 @@ def capture_exception(
     level: str = "error",
 ) -> str | None:
     """Record a handled error once (span, metric, Sentry); returns the Sentry event id."""
-    return record_error(error, level=_level(level), context=context,
-                        tags={str(k): str(v) for k, v in (tags or {}).items()})
+    return runtime().recorder.record(error, level=_level(level), context=context,
+                                     tags={str(k): str(v) for k, v in (tags or {}).items()})
 
 
 def capture_message(message: str, level: str = "info") -> str | None:
@@ -195,7 +194,7 @@ def capture_errors(operation: str, capture_args: bool = False) -> Callable[[F], 
             if capture_args:
                 with contained("capture_errors arguments"):
                     context["arguments"] = _arguments(func, args, kwargs)
-            record_error(exc, context=context, tags={"operation": operation})
+            runtime().recorder.record(exc, context=context, tags={"operation": operation})
 
         if inspect.isasyncgenfunction(func):
             @functools.wraps(func)

@@ -10,8 +10,9 @@ from typing import TextIO
 
 from sentry_sdk.utils import Dsn
 
-from ._settings import Settings, load_settings
-from ._setup import environment_defaults
+from ._config.resource import distro_version
+from ._config.settings import Settings, load_settings
+from ._setup.defaults import environment_defaults
 
 TEST_MESSAGE = "Test error from Gatewayz API"
 
@@ -36,7 +37,7 @@ def _report(settings: Settings, env: Mapping[str, str], out: TextIO) -> None:
         ("traces exporter", effective.get("OTEL_TRACES_EXPORTER", "")),
         ("metrics exporter", effective.get("OTEL_METRICS_EXPORTER", "")),
         ("prometheus endpoint",
-         f"{effective.get('OTEL_EXPORTER_PROMETHEUS_HOST', 'localhost')}:{effective['OTEL_EXPORTER_PROMETHEUS_PORT']}"),
+         f"{settings.prometheus_host}:{settings.prometheus_port}" if settings.prometheus_port else "disabled"),
         ("otlp endpoint", effective.get("OTEL_EXPORTER_OTLP_ENDPOINT", "unset")),
         ("trace propagation targets", ", ".join(settings.propagation_targets) or "none"),
     ]
@@ -48,12 +49,14 @@ def _report(settings: Settings, env: Mapping[str, str], out: TextIO) -> None:
 def _send_test_message(settings: Settings, out: TextIO) -> bool:
     import sentry_sdk
 
-    from ._runtime import install, make_runtime
-    from ._sentry import init_sentry
-    from ._transport import CountingTransport
+    from ._sentry.client import init_sentry
+    from ._sentry.enrichment import SentryHooks
+    from ._sentry.transport import CountingTransport
+    from ._setup.runtime import Parts
 
-    install(make_runtime(settings, configured=False, sentry_active=True))
-    if not init_sentry(settings):
+    parts = Parts.build(settings)
+    hooks = SentryHooks(parts.scrubber, parts.grouper, settings.service_name)
+    if not init_sentry(settings, hooks, CountingTransport.bound(parts.instruments.drops)):
         return False
     event_id = sentry_sdk.capture_message(TEST_MESSAGE, level="info")
     sentry_sdk.flush(timeout=10)
@@ -83,6 +86,7 @@ def doctor(env: Mapping[str, str], out: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="otel-gatewayz", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {distro_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("doctor", help="print the resolved settings and send the spec's test message")
     sub.add_parser("release", help="print the release id (for sentry-cli --release=...)")

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
-from opentelemetry.sdk._configuration import _BaseConfigurator
 
-from ._hooks import fastapi_instrument_kwargs, httpx_instrument_kwargs
-from ._setup import apply_environment_defaults, configure_from_auto_instrumentation
+from ._context.hooks import fastapi_instrument_kwargs
+from ._setup.configurator import GatewayzConfigurator
+from ._setup.defaults import apply_environment_defaults
+from ._setup.runtime import runtime
 
-_INSTRUMENTOR_KWARGS = {"fastapi": fastapi_instrument_kwargs, "httpx": httpx_instrument_kwargs}
+__all__ = ["GatewayzConfigurator", "GatewayzDistro"]
+
+
+def _httpx_kwargs() -> dict[str, Any]:
+    return runtime().client_hooks.httpx_kwargs()
+
+
+# The configurator has run by the time instrumentors load, so the runtime's hooks exist.
+_INSTRUMENTOR_KWARGS: dict[str, Callable[[], dict[str, Any]]] = {
+    "fastapi": fastapi_instrument_kwargs,
+    "httpx": _httpx_kwargs,
+}
 
 
 class GatewayzDistro(BaseDistro):  # type: ignore[misc]
@@ -25,10 +38,3 @@ class GatewayzDistro(BaseDistro):  # type: ignore[misc]
         if extra is not None:
             kwargs = {**extra(), **kwargs}
         super().load_instrumentor(entry_point, **kwargs)
-
-
-class GatewayzConfigurator(_BaseConfigurator):
-    """Builds the providers, the Sentry client and the propagator once."""
-
-    def _configure(self, **kwargs: Any) -> None:
-        configure_from_auto_instrumentation(kwargs.get("auto_instrumentation_version"))

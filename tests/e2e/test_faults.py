@@ -480,7 +480,8 @@ def test_a_captured_exception_whose_message_cannot_be_read_is_still_sent(tmp_pat
 
 
 PROCESSOR_APP = """
-    from otel_gatewayz import _context, _transactions
+    from otel_gatewayz._context import processor as _context
+    from otel_gatewayz._sentry import transactions as _transactions
     from examples.gateway.app import app
 
     # Fault injection: our two span processors break on these routes' server spans.

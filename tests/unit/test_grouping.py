@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from otel_gatewayz._grouping import fingerprint_for, group_error, impact_for, normalise_message
+from otel_gatewayz._errors.grouping import fingerprint_for, group_error, impact_for, normalise_message
 
 
 def _exc(name: str, message: str) -> Exception:

@@ -4,8 +4,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Decision
 
-from otel_gatewayz._propagation import build_propagator, outgoing_host
-from otel_gatewayz._sampling import GatewayzSampler
+from otel_gatewayz._context.propagation import build_propagator, outgoing_host
+from otel_gatewayz._context.sampling import GatewayzSampler
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 

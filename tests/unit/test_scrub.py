@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from otel_gatewayz._scrub import MARKER, Scrubber, ScrubReport
+from otel_gatewayz._privacy.scrubber import MARKER, Scrubber, ScrubReport
 
 KEY = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0"
 

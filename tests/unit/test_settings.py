@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_gatewayz._settings import SETTINGS, Settings, load_settings, settings_table_markdown
+from otel_gatewayz._config.settings import SETTINGS, Settings, load_settings, settings_table_markdown
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -85,9 +85,76 @@ def test_sentry_enabled_needs_a_dsn_and_can_be_switched_off():
 
 
 def test_every_setting_field_is_in_the_table_and_the_readme_matches():
-    fields = {f for f in Settings.__dataclass_fields__ if f not in ("problems", "release_source")}
+    fields = {f for f in Settings.__dataclass_fields__ if f not in ("problems", "sources")}
     assert {s.field for s in SETTINGS} == fields
     readme = README.read_text()
     assert settings_table_markdown() in readme
     documented = set(re.findall(r"^\| `([A-Z_]+)`", readme, flags=re.MULTILINE))
     assert documented == {s.env[0] for s in SETTINGS}
+
+
+# Garbage of every kind a deployment has been seen to hold.
+GARBAGE = ("\x00garbage", "nan", "inf", "-1", "99999", "maybe", "(", "/etc/hostname/below-a-file",
+           "https://key@host:99999/1", "a=b=c,", "nonsense")
+FREE_TEXT = {"release_sha", "service_name"}
+
+
+@pytest.mark.parametrize("decl", SETTINGS, ids=lambda decl: decl.field)
+def test_every_setting_survives_garbage_and_names_its_variable(decl):
+    """No garbage raises; what a setting cannot use is a problem naming the variable, and the value
+    left is the declared fallback (its default, or what the bad value disables)."""
+    rejected = 0
+    for variable in decl.env:
+        for garbage in GARBAGE:
+            settings = load_settings({variable: garbage})
+            problems = [p for p in settings.problems if p.variable == variable]
+            if not problems:
+                continue
+            rejected += 1
+            assert str(problems[0]).startswith(f"otel_gatewayz: {variable}: ")
+            assert decl.on_error in str(problems[0])
+            assert "\x00" not in str(problems[0]) or decl.field in FREE_TEXT
+    assert rejected or decl.field in FREE_TEXT, f"{decl.field} accepted every garbage value"
+
+
+@pytest.mark.parametrize(
+    ("env", "field", "value"),
+    [
+        ({"OTEL_EXPORTER_PROMETHEUS_PORT": "99999"}, "prometheus_port", None),
+        ({"OTEL_EXPORTER_PROMETHEUS_PORT": "-1"}, "prometheus_port", None),
+        ({"GATEWAYZ_METRICS_DIR": "/etc/hostname/below-a-file"}, "metrics_dir", None),
+        ({"SENTRY_DSN": "https://key@127.0.0.1:99999/1"}, "sentry_dsn", None),
+        ({"GATEWAYZ_SHUTDOWN_TIMEOUT": "nan"}, "shutdown_timeout", 5.0),
+        ({"GATEWAYZ_SHUTDOWN_TIMEOUT": "inf"}, "shutdown_timeout", 5.0),
+        ({"OTEL_TRACES_EXPORTER": "nonsense"}, "traces_exporters", ()),
+        ({"OTEL_METRICS_EXPORTER": "gatewayz_prometheus,nonsense"}, "metrics_exporters", ("gatewayz_prometheus",)),
+        ({"OTEL_TRACES_SAMPLER": "nonsense"}, "traces_sampler", None),
+    ],
+)
+def test_values_seen_breaking_the_distro_disable_only_their_part(env, field, value):
+    settings = load_settings(env)
+    assert getattr(settings, field) == value
+    [problem] = settings.problems
+    assert problem.variable == next(iter(env))
+
+
+def test_defaults_are_the_declared_ones():
+    settings = load_settings({}, cwd="/")
+    for decl in SETTINGS:
+        if decl.field in ("release_sha", "sentry_enabled"):
+            continue  # derived: git, and "a DSN or Spotlight is set"
+        assert getattr(settings, decl.field) == decl.default_for("development", "/"), decl.field
+        assert getattr(Settings(), decl.field) == decl.default_for("development", "/"), decl.field
+    production = load_settings({"APP_ENV": "production"})
+    assert (production.traces_sample_rate, production.profiles_sample_rate) == (0.01, 0.01)
+    assert production.capture_expected_errors is False
+    assert (settings.prometheus_host, settings.prometheus_port, settings.shutdown_timeout) == ("localhost", 9464, 5.0)
+    assert settings.release_sha == "unknown" and settings.sentry_enabled is False
+
+
+def test_good_values_of_the_standard_variables_pass():
+    settings = load_settings({"OTEL_TRACES_SAMPLER": "parentbased_always_on", "OTEL_EXPORTER_PROMETHEUS_PORT": "9100",
+                              "OTEL_TRACES_EXPORTER": "otlp_proto_http", "OTEL_LOGS_EXPORTER": "none"})
+    assert settings.problems == ()
+    assert (settings.traces_sampler, settings.prometheus_port) == ("parentbased_always_on", 9100)
+    assert (settings.traces_exporters, settings.logs_exporters) == (("otlp_proto_http",), ())

@@ -1,0 +1,1 @@
+"""Configuration: the settings (one declaration each), their parsers, and the resource every signal carries."""

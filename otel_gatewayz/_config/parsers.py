@@ -1,0 +1,194 @@
+"""Parsers for setting values: each returns the typed value or raises :class:`SettingError` saying why.
+
+A message never echoes a value that may be secret (DSNs carry the project's key).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from sentry_sdk.utils import BadDsn, Dsn
+
+ENVIRONMENTS = ("development", "staging", "production")
+_ENV_ALIASES = {"dev": "development", "prod": "production", "stage": "staging", "test": "development"}
+_MALFORMED_DSN = "malformed DSN (it needs http(s), a public key, a host, a port in 1..65535 and a project id)"
+MAX_TIMEOUT = 300.0
+# Samplers the SDK knows by name (OTEL_TRACES_SAMPLER); entry points may add more.
+SDK_SAMPLERS = frozenset({
+    "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off",
+    "parentbased_traceidratio",
+})
+
+
+class SettingError(ValueError):
+    """A value that cannot be used; the message says why without echoing secrets.
+
+    ``fallback``, when given, is the usable part of the value (e.g. the known exporters of a list).
+    """
+
+    def __init__(self, message: str, fallback: object = None) -> None:
+        super().__init__(message)
+        self.fallback = fallback
+
+
+def parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingError(f"{raw!r} is not a boolean (use true or false)")
+
+
+def _finite(raw: str, what: str = "a number") -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingError(f"{raw!r} is not {what}") from None
+    if not math.isfinite(value):
+        raise SettingError(f"{raw!r} is not a finite number")
+    return value
+
+
+def parse_rate(raw: str) -> float:
+    value = _finite(raw, "a number between 0 and 1")
+    if not 0.0 <= value <= 1.0:
+        raise SettingError(f"{raw!r} is outside 0..1")
+    return value
+
+
+def parse_timeout(raw: str) -> float:
+    value = _finite(raw)
+    if value <= 0:
+        raise SettingError(f"{raw!r} must be greater than 0")
+    if value > MAX_TIMEOUT:
+        raise SettingError(f"{raw!r} must be at most {MAX_TIMEOUT:g} seconds")
+    return value
+
+
+def parse_port(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingError(f"{raw!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise SettingError(f"{raw!r} is outside 1..65535")
+    return value
+
+
+def parse_host(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9._:\[\]-]{1,253}", value):
+        raise SettingError(f"{raw!r} is not a host name or address")
+    return value
+
+
+def parse_dsn(raw: str) -> str:
+    try:
+        dsn = Dsn(raw.strip())
+        port = dsn.port
+    except (BadDsn, ValueError):
+        # Never echo the value: a DSN carries the project's public key.
+        raise SettingError(_MALFORMED_DSN) from None
+    if dsn.scheme not in ("http", "https") or not dsn.host or not 1 <= port <= 65535:
+        raise SettingError(_MALFORMED_DSN)
+    return raw.strip()
+
+
+def parse_spotlight(raw: str) -> bool | str:
+    value = raw.strip()
+    if value.startswith(("http://", "https://")):
+        return value
+    return parse_bool(value)
+
+
+def parse_environment(raw: str) -> str:
+    value = raw.strip().lower()
+    value = _ENV_ALIASES.get(value, value)
+    if value not in ENVIRONMENTS:
+        raise SettingError(f"{raw!r} is not one of {', '.join(ENVIRONMENTS)}")
+    return value
+
+
+def parse_text(raw: str) -> str:
+    return raw.strip()
+
+
+def parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def parse_rules(raw: str) -> tuple[tuple[str, str], ...]:
+    """``pattern=value,pattern=value`` pairs, in order."""
+    rules: list[tuple[str, str]] = []
+    for item in parse_list(raw):
+        pattern, sep, value = item.partition("=")
+        if not sep or not pattern.strip() or not value.strip():
+            raise SettingError(f"rule {item!r} is not of the form pattern=value")
+        rules.append((pattern.strip(), value.strip()))
+    return tuple(rules)
+
+
+def parse_impact_rules(raw: str) -> tuple[tuple[str, str], ...]:
+    rules = parse_rules(raw)
+    for _, level in rules:
+        if level not in ("high", "medium", "low"):
+            raise SettingError(f"impact {level!r} is not one of high, medium, low")
+    return rules
+
+
+def parse_regexes(raw: str) -> tuple[str, ...]:
+    patterns = parse_list(raw)
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise SettingError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+    return patterns
+
+
+def parse_writable_dir(raw: str) -> str:
+    """A directory this process can write to, or create (checked without creating it)."""
+    path = Path(raw.strip()).expanduser()
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise SettingError(f"{raw!r} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SettingError(f"{raw!r} is not writable by this process")
+    return str(path)
+
+
+def parse_sampler(raw: str) -> str:
+    value = raw.strip()
+    known = SDK_SAMPLERS | {ep.name for ep in entry_points(group="opentelemetry_traces_sampler")}
+    if value not in known:
+        raise SettingError(f"{raw!r} is not a known sampler ({', '.join(sorted(known))})")
+    return value
+
+
+def exporter_parser(signal: str) -> Callable[[str], tuple[str, ...]]:
+    """A parser for ``OTEL_<SIGNAL>_EXPORTER``: known entry-point names only."""
+
+    def parse(raw: str) -> tuple[str, ...]:
+        names = parse_list(raw)
+        if [name.lower() for name in names] == ["none"]:
+            return ()
+        known = {ep.name for ep in entry_points(group=f"opentelemetry_{signal}_exporter")}
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise SettingError(
+                f"unknown exporter {', '.join(map(repr, unknown))} (installed: {', '.join(sorted(known))})",
+                fallback=tuple(name for name in names if name in known),
+            )
+        return names
+
+    return parse

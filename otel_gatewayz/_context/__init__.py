@@ -1,0 +1,1 @@
+"""Request context: per-request state, the span processor copying it, instrumentation hooks, propagation, sampling."""

@@ -1,0 +1,51 @@
+"""One parent-based ratio decision that OpenTelemetry and Sentry both follow.
+
+Sentry transactions are built from sampled OTel spans, so the two can never disagree. A
+caller's decision is followed, except a Sentry caller that deferred it (no flag in
+``sentry-trace``): then our ratio decides, keeping the caller's trace id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace.sampling import (
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
+
+from .propagation import DEFERRED_KEY, DEFERRED_VALUE
+
+
+class GatewayzSampler(Sampler):
+    """Parent-based ratio sampling that honours deferred Sentry decisions."""
+
+    def __init__(self, rate: float) -> None:
+        self._ratio = TraceIdRatioBased(rate)
+        self._parent_based = ParentBased(self._ratio)
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if parent.is_valid and parent.is_remote and parent.trace_state.get(DEFERRED_KEY) == DEFERRED_VALUE:
+            result = self._ratio.should_sample(parent_context, trace_id, name, kind, attributes, links)
+            return SamplingResult(result.decision, result.attributes, parent.trace_state.delete(DEFERRED_KEY))
+        return self._parent_based.should_sample(parent_context, trace_id, name, kind, attributes, links)
+
+    def get_description(self) -> str:
+        return f"GatewayzSampler{{{self._ratio.get_description()}}}"

@@ -1,0 +1,84 @@
+"""Per-request user and request context, kept with the request's local-root span.
+
+The state object is created when a local-root span starts and is stored in a ContextVar of
+the task (or thread) serving the request. It is mutable, so a sync FastAPI dependency running
+in a worker thread (which gets a *copy* of the context) still updates the request's state.
+Every span started later in the request gets the state's attributes (see ``processor``); the
+root span gets them when they are set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import MutableMapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import Span
+from opentelemetry.util.types import AttributeValue
+
+MAX_BREADCRUMBS = 100
+
+
+@dataclass
+class RequestState:
+    """What the request has told us about itself: who calls, what for, what happened so far."""
+
+    root_span: Span | None = None
+    scope: MutableMapping[str, Any] | None = None
+    user: dict[str, Any] = field(default_factory=dict)
+    request: dict[str, Any] = field(default_factory=dict)
+    span_attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    breadcrumbs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_BREADCRUMBS))
+    # Outgoing calls awaiting a response: key -> (method, host, perf_counter start, category).
+    pending_calls: dict[int, tuple[str, str, float, str]] = field(default_factory=dict)
+
+    def set_attributes(self, attributes: dict[str, AttributeValue]) -> None:
+        """Remember attributes for later spans and put them on the root and current span now."""
+        self.span_attributes.update(attributes)
+        targets = [self.root_span, trace.get_current_span()]
+        seen: set[int] = set()
+        for span in targets:
+            if span is None or id(span) in seen or not span.is_recording():
+                continue
+            seen.add(id(span))
+            span.set_attributes(attributes)
+
+
+_state: ContextVar[RequestState | None] = ContextVar("otel_gatewayz_request_state", default=None)
+
+
+def current_state() -> RequestState | None:
+    """The state of the request being served here, if any."""
+    return _state.get()
+
+
+def ensure_state() -> RequestState:
+    """The current request's state, creating a detached one outside any request."""
+    state = _state.get()
+    if state is None:
+        state = RequestState()
+        _state.set(state)
+    return state
+
+
+def new_breadcrumb(message: str, category: str, level: str, data: dict[str, Any] | None) -> dict[str, Any]:
+    """A Sentry-shaped breadcrumb."""
+    crumb: dict[str, Any] = {"timestamp": time.time(), "message": message, "category": category, "level": level}
+    if data:
+        crumb["data"] = data
+    return crumb
+
+
+def start_request_state(span: trace.Span, scope: MutableMapping[str, Any] | None = None) -> RequestState:
+    """Begin a fresh state for a request whose server span is ``span`` (sampled or not).
+
+    Called from the server request hook, which runs for every request in the task that
+    serves it, so nothing leaks between requests however many run at once.
+    """
+    state = RequestState(root_span=span if isinstance(span, Span) else None, scope=scope)
+    _state.set(state)
+    return state

@@ -1,0 +1,145 @@
+"""Record an error once: on the span, in the errors counter, and as one Sentry event.
+
+Every capture path (the global exception handler, ``capture_exception``,
+``capture_errors``) goes through :meth:`ErrorRecorder.record`, so an exception seen twice on
+its way up (a streaming generator, then the global handler) is recorded once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from contextvars import ContextVar
+from typing import Any
+
+import sentry_sdk
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from .._context.state import RequestState, current_state, new_breadcrumb
+from .._metrics.genai import GenAiMetrics
+from .._metrics.instruments import Instruments
+from .._safety.log import contained, log_once
+from .grouping import UNMATCHED_ROUTE, ErrorGrouper, ErrorGrouping, route_of
+
+_CAPTURED_ATTR = "__otel_gatewayz_event_id__"
+# True while the recorder itself hands an exception to Sentry.
+_capturing: ContextVar[bool] = ContextVar("otel_gatewayz_capturing", default=False)
+
+
+def already_recorded(exc: BaseException) -> bool:
+    """True for an exception the recorder has seen, unless it is the recorder sending it now.
+
+    The server logs the exception again after our handler answered ("Exception in ASGI
+    application"), possibly in another task than ours; that second report must not become a
+    second Sentry event, nor resurrect an error the policy chose not to send.
+    """
+    return hasattr(exc, _CAPTURED_ATTR) and not _capturing.get()
+
+
+def _mark(exc: BaseException, event_id: str) -> None:
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, _CAPTURED_ATTR, event_id)
+
+
+class ErrorRecorder:
+    """Records errors into the span, the error counters and (when active and allowed) Sentry."""
+
+    def __init__(self, grouper: ErrorGrouper, instruments: Instruments, genai: GenAiMetrics, *,
+                 sentry_active: bool, capture_expected_errors: bool) -> None:
+        self.grouper = grouper
+        self._instruments = instruments
+        self._genai = genai
+        self._sentry_active = sentry_active
+        self._capture_expected = capture_expected_errors
+
+    def record(
+        self,
+        exc: BaseException,
+        *,
+        level: str = "error",
+        context: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        expected: bool = False,
+        record_on_span: bool = True,
+        handled: bool = True,
+    ) -> str | None:
+        """Record ``exc`` once; return the Sentry event id (None when not sent to Sentry)."""
+        previous = getattr(exc, _CAPTURED_ATTR, None)
+        if previous is not None:
+            return previous or None
+        state = current_state()
+        event_id: str | None = None
+        _mark(exc, "")
+        with contained("error recording"):
+            grouping = self.grouper.group(exc, state)
+            with contained("error span annotation"):  # OTel's record_exception calls str(exc)
+                _annotate_spans(exc, grouping, state, record_on_span)
+            self._count(grouping, state)
+            self._flush_pending_calls(state, grouping.error_type)
+            expected = expected or grouping.category == "validation_error"
+            if self._sentry_active and (self._capture_expected or not expected):
+                event_id = self._send(exc, grouping, level, context, tags)
+                if event_id is None and not handled:
+                    log_once("event-not-sent", logging.WARNING,
+                             "otel_gatewayz: an unhandled error was not sent to Sentry (filtered or rate limited)")
+        _mark(exc, event_id or "")
+        return event_id
+
+    def _count(self, grouping: ErrorGrouping, state: RequestState | None) -> None:
+        self._instruments.errors.add(1, {
+            "error.category": grouping.category,
+            "error.type": grouping.error_type,
+            "user_impact": grouping.user_impact,
+            "http.route": route_of(state) or UNMATCHED_ROUTE,
+        })
+        if self._instruments.first_time(grouping.fingerprint):
+            self._instruments.error_groups.add(1, {"error.category": grouping.category,
+                                                   "user_impact": grouping.user_impact})
+
+    @staticmethod
+    def _send(exc: BaseException, grouping: ErrorGrouping, level: str, context: dict[str, Any] | None,
+              tags: dict[str, str] | None) -> str | None:
+        all_tags = {"error_type": grouping.category, "user_impact": grouping.user_impact, **(tags or {})}
+        contexts = {"error_context": context} if context else {}
+        token = _capturing.set(True)
+        try:
+            return sentry_sdk.capture_exception(
+                exc, fingerprint=list(grouping.fingerprint), tags=all_tags, contexts=contexts, level=level,
+            )
+        finally:
+            _capturing.reset(token)
+
+    def _flush_pending_calls(self, state: RequestState | None, error_type: str) -> None:
+        """Outgoing calls that never got a response: a breadcrumb each, and a failed provider call."""
+        if state is None or not state.pending_calls:
+            return
+        now = time.perf_counter()
+        for key, (method, host, started, category) in list(state.pending_calls.items()):
+            state.pending_calls.pop(key, None)
+            if category == "provider":
+                self._genai.record_call(state.request, now - started, error_type)
+            state.breadcrumbs.append(new_breadcrumb(
+                f"{method} {host} failed", category, "error",
+                {"method": method, "host": host, "duration_ms": round((now - started) * 1000, 1)},
+            ))
+
+
+def _annotate_spans(exc: BaseException, grouping: ErrorGrouping, state: RequestState | None,
+                    record_on_span: bool) -> None:
+    attributes = {
+        "error.type": grouping.error_type,
+        "gatewayz.error.category": grouping.category,
+        "gatewayz.user_impact": grouping.user_impact,
+    }
+    span = trace.get_current_span()
+    if span.is_recording():
+        if record_on_span:
+            span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, grouping.error_type))
+        span.set_attributes(attributes)
+    root = state.root_span if state is not None else None
+    if root is not None and root is not span and root.is_recording():
+        root.set_status(Status(StatusCode.ERROR, grouping.error_type))
+        root.set_attributes(attributes)

@@ -1,0 +1,1 @@
+"""Export: scrubbed, counted span batching, the reasons exports fail for, and the bounded shutdown flush."""

@@ -1,0 +1,209 @@
+"""The Prometheus endpoint: resource labels on every series, totals across worker processes.
+
+Gateways run several workers (``uvicorn --workers``, gunicorn). Each process writes a snapshot
+of its own metrics to a shared directory every second and at exit; whichever process holds
+the port serves the sum over all of them (its own series live, the others' from their files).
+A worker that dies keeps its last counters in the sum, so totals never go down and a restarted
+worker (a new file) is never counted twice; its gauges and ``target_info`` drop out.
+If the serving process goes away, another one takes the port over.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import json
+import logging
+import os
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, REGISTRY, start_http_server
+from prometheus_client.metrics_core import Metric
+
+from .._config.settings import Settings, load_settings
+from .._safety.log import log_once, logger
+from .merge import alive, merge, to_json
+
+RESOURCE_LABELS = frozenset({"service.name", "deployment.environment.name", "service.version"})
+METRICS_DIR_ENV = "GATEWAYZ_METRICS_DIR"
+WRITE_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class PrometheusOptions:
+    """What the reader serves and where: built by the setup from the settings."""
+
+    host: str = "localhost"
+    port: int | None = 9464
+    directory: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PrometheusOptions:
+        return cls(
+            host=settings.prometheus_host,
+            port=settings.prometheus_port,
+            directory=settings.metrics_dir,
+            labels={"service_name": settings.service_name, "deployment_environment_name": settings.environment,
+                    "service_version": settings.release_sha},
+        )
+
+
+def metrics_dir(configured: str | None) -> Path:
+    """The directory shared by this server's processes; the first process creates it.
+
+    Set in the environment so workers (spawned or forked) inherit it; a directory that cannot
+    be made falls back to a fresh temporary one (multi-worker totals need a shared one).
+    """
+    if configured:
+        try:
+            path = Path(configured)
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        except OSError as exc:
+            logger.error("otel_gatewayz: %s: %s cannot be used (%s); using a fresh temporary directory",
+                         METRICS_DIR_ENV, configured, type(exc).__name__)
+    made = tempfile.mkdtemp(prefix="otel_gatewayz-metrics-")
+    os.environ[METRICS_DIR_ENV] = made
+    return Path(made)
+
+
+class _Labelled:
+    """A prometheus_client collector whose samples get the resource labels too."""
+
+    def __init__(self, inner: Any, labels: dict[str, str]) -> None:
+        self._inner = inner
+        self._labels = labels
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._inner.collect():
+            family.samples = [sample._replace(labels={**sample.labels, **self._labels}) for sample in family.samples]
+            yield family
+
+
+class _AllProcesses:
+    """The collector the serving process registers: its live series plus the others' files."""
+
+    def __init__(self, reader: GatewayzPrometheusReader) -> None:
+        self._reader = reader
+
+    def describe(self) -> list[Metric]:
+        """Nothing up front: registering must not collect before the provider exists."""
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        own = self._reader.snapshot()
+        snapshots: list[tuple[bool, list[dict[str, Any]]]] = [(True, own)]
+        for path in self._reader.directory.glob("*.json"):
+            if path == self._reader.file:
+                continue
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # being replaced right now; next scrape has it
+            snapshots.append((alive(int(data["pid"])), data["families"]))
+        return merge(snapshots)
+
+
+class GatewayzPrometheusReader(PrometheusMetricReader):
+    """``/metrics`` on ``OTEL_EXPORTER_PROMETHEUS_HOST``/``_PORT`` with the totals of all workers.
+
+    The SDK builds it from the ``gatewayz_prometheus`` entry point with the options our setup
+    passes (``exporter_args_map``); built by another configurator, it reads the settings itself.
+    The parent's per-process collector (``_collector``, an SDK internal guarded by a test) is
+    served through :class:`_AllProcesses` instead of being registered directly.
+    """
+
+    def __init__(self, options: PrometheusOptions | None = None) -> None:
+        super().__init__(resource_attribute_filter=lambda key: key in RESOURCE_LABELS)
+        options = options or PrometheusOptions.from_settings(load_settings(os.environ))
+        REGISTRY.unregister(self._collector)
+        REGISTRY.register(_AllProcesses(self))
+        _label_default_collectors(options.labels)
+        self.directory = metrics_dir(options.directory)
+        self.file = self._new_file()
+        self._host = options.host
+        self._port = options.port
+        self._serving = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._try_serve()
+        self._start_writer()
+        atexit.register(self._write)
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _new_file(self) -> Path:
+        return self.directory / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """This process's series, as plain data."""
+        with self._lock:
+            return to_json(self._collector.collect())
+
+    def _write(self) -> None:
+        with contextlib.suppress(Exception):
+            data = json.dumps({"pid": os.getpid(), "families": self.snapshot()})
+            tmp = self.file.with_suffix(".tmp")
+            tmp.write_text(data)
+            os.replace(tmp, self.file)
+
+    def _try_serve(self) -> None:
+        if self._serving or self._port is None:
+            return
+        try:
+            start_http_server(port=self._port, addr=self._host)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                log_once("prometheus-serve", logging.ERROR,
+                         "otel_gatewayz: OTEL_EXPORTER_PROMETHEUS_HOST/PORT: cannot serve on %s:%s (%s); "
+                         "the Prometheus endpoint is disabled in this process", self._host, self._port, exc)
+                self._port = None
+                return
+            # Expected in a worker: a sibling (or the supervisor) serves the totals.
+            log_once("prometheus-port-taken", logging.INFO,
+                     "otel_gatewayz: %s:%s is taken, presumably by a sibling worker serving the totals; "
+                     "this process writes its metrics to %s and takes over if the port frees",
+                     self._host, self._port, self.directory)
+            return
+        self._serving = True
+        logger.info("otel_gatewayz: Prometheus metrics on http://%s:%s/metrics", self._host, self._port)
+
+    def _start_writer(self) -> None:
+        def loop() -> None:
+            while not self._stop.wait(WRITE_INTERVAL):
+                self._write()
+                self._try_serve()
+
+        threading.Thread(target=loop, name="otel_gatewayz-metrics", daemon=True).start()
+
+    def _after_fork(self) -> None:
+        # The child is a new worker: its own file, its own writer; the parent keeps serving.
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._serving = False
+        self._collector._target_info = None  # the resource's instance id changes in the child
+        self.file = self._new_file()
+        self._start_writer()
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        # Not the parent's: it unregisters the per-process collector, which we never registered.
+        self._write()
+        self._stop.set()
+
+
+def _label_default_collectors(labels: dict[str, str]) -> None:
+    """Give prometheus_client's process/platform/GC series the same resource labels as ours."""
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        try:
+            REGISTRY.unregister(collector)
+        except KeyError:
+            continue
+        REGISTRY.register(_Labelled(collector, labels))

@@ -1,0 +1,64 @@
+"""The Sentry client, started from our settings with the hooks and transport the setup built.
+
+Events carry the active OTel trace and span ids (through sentry-sdk's OTLP integration, which
+registers the OTel span as the event's propagation context); every event, transaction and
+breadcrumb goes through :class:`SentryHooks` just before it is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import sentry_sdk
+from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
+from sentry_sdk.integrations.otlp import OTLPIntegration
+from sentry_sdk.profiler import start_profiler
+from sentry_sdk.transport import Transport
+
+from .._config.settings import Settings
+from .._safety.log import logger
+from .enrichment import SentryHooks
+
+
+def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transport] | None) -> bool:
+    """Start the Sentry client; False (with one error line) when it cannot start."""
+    if sentry_sdk.get_client().is_active():
+        logger.warning("otel_gatewayz: a Sentry client is already active; keeping it")
+        return True
+    try:
+        sentry_sdk.init(
+            dsn=settings.sentry_dsn,
+            environment=settings.environment,
+            release=settings.release,
+            send_default_pii=False,
+            max_request_body_size="never",
+            include_local_variables=settings.include_local_variables,
+            # Transactions are built from OTel spans, not by the SDK, so transaction-bound
+            # profiles would never start: profile whole processes (continuous profiling).
+            profile_session_sample_rate=settings.profiles_sample_rate or None,
+            profile_lifecycle="manual",
+            shutdown_timeout=settings.shutdown_timeout,
+            spotlight=settings.spotlight or None,
+            transport=transport if settings.sentry_dsn else None,
+            # Our processors capture errors and build transactions from OTel spans; the
+            # SDK's own web-framework integrations would capture a second copy.
+            auto_enabling_integrations=False,
+            integrations=[
+                OTLPIntegration(setup_otlp_traces_exporter=False, setup_propagator=False, capture_exceptions=False),
+                LoggingIntegration(level=None, event_level=logging.ERROR),
+            ],
+            before_send=hooks.before_send,
+            before_send_transaction=hooks.before_send_transaction,
+            before_breadcrumb=hooks.before_breadcrumb,
+        )
+    except Exception as exc:  # noqa: BLE001 - a bad option must not stop the app
+        logger.error("otel_gatewayz: SENTRY_DSN: Sentry could not start (%s); Sentry is disabled", type(exc).__name__)
+        return False
+    # Our own error lines (a failing hook, a bad setting) are for the operator, not Sentry issues.
+    ignore_logger("otel_gatewayz")
+    if settings.profiles_sample_rate:
+        start_profiler()  # a no-op in a process the session rate did not sample
+        os.register_at_fork(after_in_child=start_profiler)  # forked workers profile themselves
+    logger.info("Sentry initialized successfully (release=%s, environment=%s)", settings.release, settings.environment)
+    return True

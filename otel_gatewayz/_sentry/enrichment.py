@@ -1,0 +1,88 @@
+"""The Sentry client's hooks: events get the request's context and our grouping, then everything is scrubbed.
+
+Error events get the request's user, request context, breadcrumbs, tags and fingerprint; a
+report of an error the recorder already handled (the server's own log line) is dropped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from .._context.state import RequestState, current_state
+from .._errors.grouping import ErrorGrouper
+from .._errors.recorder import already_recorded
+from .._privacy.events import Event, scrub_event
+from .._privacy.scrubber import Scrubber
+from .._safety.log import contained, logger
+
+if TYPE_CHECKING:
+    from sentry_sdk._types import Event as SentryEvent
+    from sentry_sdk._types import Hint
+
+_HEALTH_MARKERS = ("health check", "healthcheck", "/health")
+
+
+def enrich_event(event: Event, hint: dict[str, Any], state: RequestState | None, grouper: ErrorGrouper,
+                 service: str) -> Event | None:
+    """``event`` with the request's context and our grouping; None for a duplicate or a health check."""
+    tags = event.setdefault("tags", {})
+    tags.setdefault("service", service)
+    if state is not None:
+        if state.user:
+            event["user"] = {**state.user, **(event.get("user") or {})}
+        if state.request:
+            contexts = event.setdefault("contexts", {})
+            contexts.setdefault("request", dict(state.request))
+            for key in ("model", "provider"):
+                if state.request.get(key) is not None:
+                    tags.setdefault(key, str(state.request[key]))
+        if state.breadcrumbs:
+            event["breadcrumbs"] = {"values": sorted(state.breadcrumbs, key=lambda c: c["timestamp"])}
+    exc_info = hint.get("exc_info")
+    if exc_info and exc_info[1] is not None and already_recorded(exc_info[1]):
+        return None
+    if exc_info and exc_info[1] is not None and "fingerprint" not in event:
+        grouping = grouper.group(exc_info[1], state)
+        event["fingerprint"] = list(grouping.fingerprint)
+        tags.setdefault("error_type", grouping.category)
+        tags.setdefault("user_impact", grouping.user_impact)
+    message = str((event.get("logentry") or {}).get("message") or event.get("message") or "").lower()
+    if any(marker in message for marker in _HEALTH_MARKERS):
+        return None
+    return event
+
+
+class SentryHooks:
+    """``before_send``, ``before_send_transaction`` and ``before_breadcrumb``, with what they use."""
+
+    def __init__(self, scrubber: Scrubber, grouper: ErrorGrouper, service: str) -> None:
+        self._scrubber = scrubber
+        self._grouper = grouper
+        self._service = service
+
+    def before_send(self, sentry_event: SentryEvent, hint: Hint) -> SentryEvent | None:
+        event = cast(Event, sentry_event)
+        with contained("before_send enrichment"):
+            enriched = enrich_event(event, hint, current_state(), self._grouper, self._service)
+            if enriched is None:
+                return None
+            event = enriched
+        try:
+            return cast("SentryEvent", scrub_event(event, self._scrubber))
+        except Exception:  # noqa: BLE001 - never send what we could not scrub
+            logger.exception("otel_gatewayz: scrubbing an event failed; the event is dropped")
+            return None
+
+    def before_send_transaction(self, event: SentryEvent, hint: Hint) -> SentryEvent | None:
+        try:
+            return cast("SentryEvent", scrub_event(cast(Event, event), self._scrubber))
+        except Exception:  # noqa: BLE001
+            logger.exception("otel_gatewayz: scrubbing a transaction failed; it is dropped")
+            return None
+
+    def before_breadcrumb(self, crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            scrubbed: dict[str, Any] = self._scrubber.scrub(crumb)
+            return scrubbed
+        except Exception:  # noqa: BLE001
+            return None

@@ -1,0 +1,210 @@
+"""Sentry transactions from OpenTelemetry spans.
+
+Each finished local-root span becomes one transaction with its local children as spans
+(op ``http.server``/``http.client``, description ``METHOD /route``, status from the HTTP
+status), sent through sentry-sdk's own transport. Building happens on a background thread
+behind a bounded queue, so the request path only pays for an append; a full queue drops
+and counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import sentry_sdk
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanKind, StatusCode
+from sentry_sdk.tracing import get_span_status_from_http_code
+
+from .._metrics.drops import DropCounter
+from .._safety.background import in_background
+from .._safety.log import log_once
+
+MAX_CHILDREN = 1000
+MAX_OPEN_ROOTS = 10_000
+QUEUE_SIZE = 1000
+BATCH_INTERVAL = 0.05
+_ORIGIN = "auto.otel_gatewayz"
+
+
+def _hex_span(span_id: int) -> str:
+    return trace.format_span_id(span_id)
+
+
+def _op(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
+    http = "http.request.method" in attrs or "http.method" in attrs
+    if span.kind == SpanKind.SERVER:
+        return "http.server" if http else "server"
+    if span.kind == SpanKind.CLIENT:
+        return "http.client" if http else "client"
+    if span.kind in (SpanKind.PRODUCER, SpanKind.CONSUMER):
+        return "queue." + span.kind.name.lower()
+    return "function"
+
+
+def _strip_query(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _description(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
+    method = attrs.get("http.request.method") or attrs.get("http.method")
+    if method and span.kind == SpanKind.SERVER and attrs.get("http.route"):
+        return f"{method} {attrs['http.route']}"
+    if method and span.kind == SpanKind.CLIENT and (attrs.get("url.full") or attrs.get("http.url")):
+        return f"{method} {_strip_query(str(attrs.get('url.full') or attrs.get('http.url')))}"
+    return span.name
+
+
+def _status(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
+    code = attrs.get("http.response.status_code") or attrs.get("http.status_code")
+    if isinstance(code, int):
+        return get_span_status_from_http_code(code)
+    return "internal_error" if span.status.status_code == StatusCode.ERROR else "ok"
+
+
+def _span_payload(span: ReadableSpan) -> dict[str, Any]:
+    attrs = dict(span.attributes or {})
+    payload: dict[str, Any] = {
+        "trace_id": trace.format_trace_id(span.context.trace_id),
+        "span_id": _hex_span(span.context.span_id),
+        "op": _op(span, attrs),
+        "description": _description(span, attrs),
+        "status": _status(span, attrs),
+        "start_timestamp": (span.start_time or 0) / 1e9,
+        "timestamp": (span.end_time or 0) / 1e9,
+        "origin": _ORIGIN,
+        "data": attrs,
+    }
+    if span.parent is not None:
+        payload["parent_span_id"] = _hex_span(span.parent.span_id)
+    return payload
+
+
+def transaction_event(root: ReadableSpan, children: list[ReadableSpan], service: str) -> dict[str, Any]:
+    """The Sentry transaction event for a local root span and its finished children."""
+    root_payload = _span_payload(root)
+    attrs = root_payload["data"]
+    trace_context = {k: root_payload[k] for k in ("trace_id", "span_id", "op", "status", "origin", "data")}
+    if "parent_span_id" in root_payload:
+        trace_context["parent_span_id"] = root_payload["parent_span_id"]
+    tags = {"service": service}
+    for attr, tag in (("gen_ai.request.model", "model"), ("gen_ai.provider.name", "provider"),
+                      ("gatewayz.user_impact", "user_impact"), ("http.response.status_code", "http.status_code")):
+        if attr in attrs:
+            tags[tag] = str(attrs[attr])
+    user = {key: attrs[attr] for attr, key in (("user.id", "id"), ("user.email", "email"),
+                                                ("gatewayz.user.plan", "plan")) if attr in attrs}
+    event: dict[str, Any] = {
+        "type": "transaction",
+        "platform": "python",
+        "transaction": root_payload["description"],
+        "transaction_info": {"source": "route" if "http.route" in attrs else "custom"},
+        "start_timestamp": root_payload["start_timestamp"],
+        "timestamp": root_payload["timestamp"],
+        "contexts": {"trace": trace_context},
+        "spans": [_span_payload(child) for child in children],
+        "tags": tags,
+    }
+    if user:
+        event["user"] = user
+    return event
+
+
+class SentryTransactionProcessor(SpanProcessor):
+    """Groups each local root's children and hands finished trees to a sender thread."""
+
+    def __init__(self, service: str, shutdown_timeout: float, drops: DropCounter) -> None:
+        self._service = service
+        self._shutdown_timeout = shutdown_timeout
+        self._drops = drops
+        self._lock = threading.Lock()
+        self._root_of: dict[int, int] = {}
+        self._children: dict[int, list[ReadableSpan]] = {}
+        self._queue: queue.Queue[tuple[ReadableSpan, list[ReadableSpan]] | None] = queue.Queue(QUEUE_SIZE)
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        span_id = span.context.span_id
+        with self._lock:
+            if not parent.is_valid or parent.is_remote:
+                if len(self._children) < MAX_OPEN_ROOTS:
+                    self._root_of[span_id] = span_id
+                    self._children[span_id] = []
+                return
+            root = self._root_of.get(parent.span_id)
+            if root is not None:
+                self._root_of[span_id] = root
+
+    def on_end(self, span: ReadableSpan) -> None:
+        span_id = span.context.span_id
+        with self._lock:
+            root = self._root_of.pop(span_id, None)
+            if root is None:
+                return
+            if root != span_id:
+                siblings = self._children.get(root)
+                if siblings is not None and len(siblings) < MAX_CHILDREN:
+                    siblings.append(span)
+                return
+            children = self._children.pop(span_id, [])
+        self._ensure_thread()
+        try:
+            self._queue.put_nowait((span, children))
+        except queue.Full:
+            self._drops.count("sentry_transaction", "queue_full", what="Sentry transaction queue is full, dropping")
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="otel_gatewayz-transactions", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        service = self._service
+        while True:
+            batch = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < QUEUE_SIZE:
+                    batch.append(self._queue.get_nowait())
+            for item in batch:
+                try:
+                    if item is not None:
+                        root, children = item
+                        sentry_sdk.capture_event(transaction_event(root, children, service))  # type: ignore[arg-type]
+                except Exception:  # noqa: BLE001 - a bad span must not stop the sender
+                    log_once("tx-build", logging.ERROR, "otel_gatewayz: building a Sentry transaction failed",
+                             exc_info=True)
+                finally:
+                    self._queue.task_done()
+            # Wake up at most BATCH_INTERVAL apart under load: one hand-off per batch, not per request.
+            time.sleep(BATCH_INTERVAL)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        if self._thread is None or not self._thread.is_alive():
+            return True
+        return in_background("transaction flush", self._queue.join).wait(timeout_millis / 1000)
+
+    def shutdown(self) -> None:
+        self.force_flush(int(self._shutdown_timeout * 1000))

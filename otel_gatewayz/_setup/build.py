@@ -1,0 +1,137 @@
+"""Build every piece once, in order, and hand each what it uses; then let the SDK configurator run.
+
+``opentelemetry-instrument`` calls our distro (environment defaults), then our configurator,
+then instruments FastAPI and httpx with our hooks. Apps that do not use it call
+:func:`otel_gatewayz.configure`. Either way a second call returns the first runtime: never a
+second provider or Sentry client. Each part starts on its own: a bad setting, a Sentry that
+will not start or an SDK that refuses its configuration disables only that part, with one
+line naming it; the exception handler and the rest keep working.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.propagate import set_global_textmap
+from opentelemetry.sdk.environment_variables import OTEL_CONFIG_FILE
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+from .._config.resource import renew_instance_id_after_fork, resource_attributes
+from .._config.settings import Settings, load_settings
+from .._context.processor import ContextSpanProcessor
+from .._context.propagation import build_propagator
+from .._context.sampling import GatewayzSampler
+from .._errors.handlers import patch_starlette
+from .._export.spans import scrubbed_batch_processor_factory
+from .._metrics.prometheus import GatewayzPrometheusReader, PrometheusOptions
+from .._privacy.logs import ScrubbingLogProcessor, install_log_record_factory
+from .._safety.log import contained, ensure_visible, logger
+from .._safety.processors import ContainedSpanProcessor
+from .._sentry.client import init_sentry
+from .._sentry.enrichment import SentryHooks
+from .._sentry.transactions import SentryTransactionProcessor
+from .._sentry.transport import CountingTransport
+from .runtime import Parts, Runtime, install, make_runtime
+
+SdkConfigure = Callable[..., None]
+_EXPORTER_VARIABLES = (
+    ("traces_exporters", "OTEL_TRACES_EXPORTER"),
+    ("metrics_exporters", "OTEL_METRICS_EXPORTER"),
+    ("logs_exporters", "OTEL_LOGS_EXPORTER"),
+)
+
+
+def _start_sentry(parts: Parts) -> bool:
+    settings = parts.settings
+    if not settings.sentry_enabled:
+        return False
+    hooks = SentryHooks(parts.scrubber, parts.grouper, settings.service_name)
+    return init_sentry(settings, hooks, CountingTransport.bound(parts.instruments.drops))
+
+
+def _validated_exporters(settings: Settings, env: MutableMapping[str, str]) -> None:
+    """Give the SDK only exporter names it can load: an unknown one would fail the whole SDK setup."""
+    problem_variables = {problem.variable for problem in settings.problems}
+    for field, variable in _EXPORTER_VARIABLES:
+        if variable in problem_variables:
+            env[variable] = ",".join(getattr(settings, field)) or "none"
+
+
+def _sdk_arguments(parts: Parts, sentry_active: bool, auto_instrumentation_version: str | None) -> dict[str, Any]:
+    settings = parts.settings
+    drops = parts.instruments.drops
+    processors: list[SpanProcessor] = [ContextSpanProcessor()]
+    if sentry_active:
+        processors.append(SentryTransactionProcessor(settings.service_name, settings.shutdown_timeout, drops))
+    arguments: dict[str, Any] = {
+        "resource_attributes": resource_attributes(settings),
+        "sampler": None if settings.traces_sampler else GatewayzSampler(settings.traces_sample_rate),
+        "span_processors": [ContainedSpanProcessor(processor) for processor in processors],
+        "export_span_processor": scrubbed_batch_processor_factory(parts.scrubber, drops, settings.shutdown_timeout),
+        "log_record_processors": [ScrubbingLogProcessor(parts.scrubber)],
+        "exporter_args_map": {GatewayzPrometheusReader: {"options": PrometheusOptions.from_settings(settings)}},
+    }
+    if auto_instrumentation_version:
+        arguments["auto_instrumentation_version"] = auto_instrumentation_version
+    return arguments
+
+
+def _configure_sdk(sdk_configure: SdkConfigure, arguments: dict[str, Any], env: MutableMapping[str, str]) -> None:
+    """Let the SDK's own configurator build the providers; with a config file, the file decides.
+
+    With ``OTEL_CONFIG_FILE`` the SDK takes everything from the file and ignores our arguments,
+    so our span processors are added to the provider the file built; its exporters, sampler and
+    resource stay as written there (our scrubbing does not wrap them), and one line says so.
+    """
+    config_file = env.get(OTEL_CONFIG_FILE)
+    try:
+        sdk_configure(**({} if config_file else arguments))
+    except Exception as exc:  # noqa: BLE001 - the SDK's refusal must not take Sentry and the handler down
+        variable = OTEL_CONFIG_FILE if config_file else "OTEL_* exporter/sampler settings"
+        logger.error("otel_gatewayz: %s: the OpenTelemetry SDK could not be configured (%s: %s); traces, metrics "
+                     "and logs are not exported; Sentry errors and the exception handler keep working",
+                     variable, type(exc).__name__, exc)
+        return
+    if config_file:
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, TracerProvider):
+            for processor in arguments["span_processors"]:
+                provider.add_span_processor(processor)
+        logger.warning(
+            "otel_gatewayz: %s is set: the SDK is configured from that file alone (its exporters, sampler and "
+            "resource); otel_gatewayz adds its context and Sentry span processors, but does not scrub that "
+            "file's exporters, set the resource or the sampler", OTEL_CONFIG_FILE)
+
+
+def build(sdk_configure: SdkConfigure, auto_instrumentation_version: str | None,
+          env: MutableMapping[str, str]) -> Runtime:
+    """Build and install the runtime, then the SDK's providers, propagator and app handlers."""
+    ensure_visible()
+    settings = load_settings(env, cwd=os.getcwd())
+    for problem in settings.problems:
+        logger.error("%s", problem)
+    parts = Parts.build(settings)
+    install_log_record_factory(parts.scrubber)
+    sentry_active = False
+    with contained("Sentry start-up"):
+        sentry_active = _start_sentry(parts)
+    runtime = make_runtime(parts, configured=True, sentry_active=sentry_active)
+    install(runtime)
+
+    _validated_exporters(settings, env)
+    _configure_sdk(sdk_configure, _sdk_arguments(parts, sentry_active, auto_instrumentation_version), env)
+    with contained("instance id after fork"):
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, TracerProvider):
+            renew_instance_id_after_fork(provider.resource)
+    set_global_textmap(build_propagator(settings.propagation_targets))
+    patch_starlette(runtime.recorder, runtime.flush)
+    logger.info(
+        "otel_gatewayz: service=%s release=%s environment=%s traces_sample_rate=%s sentry=%s",
+        settings.service_name, settings.release, settings.environment, settings.traces_sample_rate,
+        "on" if sentry_active else "off",
+    )
+    return runtime

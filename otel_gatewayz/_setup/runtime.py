@@ -1,0 +1,93 @@
+"""The pieces built once per process, for the public API and the instrumentation hooks to reach.
+
+Only those two look the runtime up at call time; processors, exporters and the scrubber are
+handed what they use when they are built. Before :func:`otel_gatewayz.configure` runs (or
+without it, in unit tests of user code), the API works on an unconfigured runtime built from
+the environment, with no exporters behind it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+from opentelemetry import metrics
+
+from .._config.settings import Settings, load_settings
+from .._context.hooks import ClientHooks
+from .._errors.grouping import ErrorGrouper
+from .._errors.recorder import ErrorRecorder
+from .._export.flush import flush_pending
+from .._metrics.genai import GenAiMetrics
+from .._metrics.instruments import Instruments
+from .._privacy.scrubber import Scrubber
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What everything else is built from: settings, scrubber, grouping, instruments."""
+
+    settings: Settings
+    scrubber: Scrubber
+    grouper: ErrorGrouper
+    instruments: Instruments
+    genai: GenAiMetrics
+
+    @classmethod
+    def build(cls, settings: Settings) -> Parts:
+        scrubber = Scrubber(settings.scrub_keys, settings.scrub_safe_keys)
+        instruments = Instruments(metrics.get_meter("otel_gatewayz"))
+        return cls(settings, scrubber, ErrorGrouper(settings.fingerprint_rules, settings.impact_rules),
+                   instruments, GenAiMetrics(instruments, scrubber))
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The configured process: its parts, the error recorder, the client hooks, and what is on."""
+
+    parts: Parts
+    recorder: ErrorRecorder
+    client_hooks: ClientHooks
+    sentry_active: bool = False
+    configured: bool = False
+
+    @property
+    def settings(self) -> Settings:
+        return self.parts.settings
+
+    @property
+    def scrubber(self) -> Scrubber:
+        return self.parts.scrubber
+
+    def flush(self) -> bool:
+        """The bounded shutdown flush (``GATEWAYZ_SHUTDOWN_TIMEOUT``)."""
+        return flush_pending(self.settings.shutdown_timeout, sentry_active=self.sentry_active)
+
+
+def make_runtime(parts: Parts, *, configured: bool, sentry_active: bool = False) -> Runtime:
+    recorder = ErrorRecorder(parts.grouper, parts.instruments, parts.genai, sentry_active=sentry_active,
+                             capture_expected_errors=parts.settings.capture_expected_errors)
+    return Runtime(parts, recorder, ClientHooks(parts.genai), sentry_active, configured)
+
+
+_runtime: Runtime | None = None
+LOCK = threading.RLock()
+
+
+def runtime() -> Runtime:
+    """The configured runtime, or an unconfigured one built from the environment."""
+    global _runtime
+    current = _runtime
+    if current is not None:
+        return current
+    with LOCK:
+        if _runtime is None:
+            _runtime = make_runtime(Parts.build(load_settings(os.environ)), configured=False)
+        return _runtime
+
+
+def install(new: Runtime) -> None:
+    global _runtime
+    with LOCK:
+        _runtime = new
