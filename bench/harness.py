@@ -108,10 +108,16 @@ def code_state() -> str:
     for path in sorted((REPO / "otel_gatewayz").glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "otel_gatewayz"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "otel_gatewayz"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         head, dirty = "unknown", ""
     changes = " + uncommitted changes in otel_gatewayz/" if dirty else ""
@@ -208,7 +214,9 @@ class Sinks:
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO / "bench" / "sinks.py")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=REPO,
         )
         assert self.proc.stdout is not None
         ports = json.loads(self.proc.stdout.readline())
@@ -252,9 +260,21 @@ class Provider:
         self.log = workdir / "provider.log"
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [str(Path(sys.executable).parent / "uvicorn"), "examples.gateway.provider:app", "--host", LOOPBACK,
-                 "--port", str(self.port), "--no-access-log", "--log-level", "warning"],
-                cwd=app_dir(workdir), stdout=out, stderr=subprocess.STDOUT, env=clean_env(),
+                [
+                    str(Path(sys.executable).parent / "uvicorn"),
+                    "examples.gateway.provider:app",
+                    "--host",
+                    LOOPBACK,
+                    "--port",
+                    str(self.port),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=app_dir(workdir),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=clean_env(),
             )
         wait_http(f"{self.url}/health", self.proc, 30, self.log)
 
@@ -292,8 +312,10 @@ def check_distro(gateway: Gateway) -> None:
     loaded = _DISTRO_LINE in gateway.log.read_text(errors="replace")
     if loaded != (gateway.config.kind == "ours"):
         gateway.stop()
-        raise RuntimeError(f"{gateway.config.label}: otel_gatewayz distro {'loaded' if loaded else 'not loaded'} "
-                           f"(see {gateway.log})")
+        raise RuntimeError(
+            f"{gateway.config.label}: otel_gatewayz distro {'loaded' if loaded else 'not loaded'} (see {gateway.log})"
+        )
+
 
 _STRIP = re.compile(r"^(OTEL_|SENTRY_|GATEWAYZ_|APP_ENV$|RELEASE_SHA$|SERVICE_NAME$|BENCH_|PYTHONPATH$)")
 
@@ -349,8 +371,15 @@ class Gateway:
         stop_process(self.proc)
 
 
-def gateway_command(config: Config, port: int, metrics_port: int, provider: Provider, sinks: Sinks,
-                    faults: Faults, refused: RefusedPort | None) -> tuple[list[str], dict[str, str]]:
+def gateway_command(
+    config: Config,
+    port: int,
+    metrics_port: int,
+    provider: Provider,
+    sinks: Sinks,
+    faults: Faults,
+    refused: RefusedPort | None,
+) -> tuple[list[str], dict[str, str]]:
     dev_bin = Path(sys.executable).parent
     uvicorn_args = ["--host", LOOPBACK, "--port", str(port)]
     env = clean_env()
@@ -361,20 +390,41 @@ def gateway_command(config: Config, port: int, metrics_port: int, provider: Prov
     if config.kind == "none":
         return [str(dev_bin / "uvicorn"), "examples.gateway.app:app", *uvicorn_args], env
     if config.kind == "ours":
-        env.update(SENTRY_DSN=dsn, OTEL_EXPORTER_OTLP_ENDPOINT=otlp, RELEASE_SHA="bench",
-                   OTEL_EXPORTER_PROMETHEUS_HOST=LOOPBACK, OTEL_EXPORTER_PROMETHEUS_PORT=str(metrics_port))
+        env.update(
+            SENTRY_DSN=dsn,
+            OTEL_EXPORTER_OTLP_ENDPOINT=otlp,
+            RELEASE_SHA="bench",
+            OTEL_EXPORTER_PROMETHEUS_HOST=LOOPBACK,
+            OTEL_EXPORTER_PROMETHEUS_PORT=str(metrics_port),
+        )
         if config.rate is not None:
             env["SENTRY_TRACES_SAMPLE_RATE"] = str(config.rate)
-        return [str(dev_bin / "opentelemetry-instrument"), str(dev_bin / "uvicorn"), "examples.gateway.app:app",
-                *uvicorn_args], env
+        return [
+            str(dev_bin / "opentelemetry-instrument"),
+            str(dev_bin / "uvicorn"),
+            "examples.gateway.app:app",
+            *uvicorn_args,
+        ], env
     if config.kind == "otel":
         venv_bin = venvs.ensure_venv("otel") / "bin"
-        env.update(OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG=str(config.rate),
-                   OTEL_EXPORTER_OTLP_ENDPOINT=otlp, OTEL_LOGS_EXPORTER="none",
-                   OTEL_EXPORTER_PROMETHEUS_HOST=LOOPBACK, OTEL_EXPORTER_PROMETHEUS_PORT=str(metrics_port))
-        return [str(venv_bin / "opentelemetry-instrument"), "--traces_exporter", "otlp_proto_http",
-                "--metrics_exporter", "prometheus", str(venv_bin / "uvicorn"), "examples.gateway.app:app",
-                *uvicorn_args], env
+        env.update(
+            OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+            OTEL_TRACES_SAMPLER_ARG=str(config.rate),
+            OTEL_EXPORTER_OTLP_ENDPOINT=otlp,
+            OTEL_LOGS_EXPORTER="none",
+            OTEL_EXPORTER_PROMETHEUS_HOST=LOOPBACK,
+            OTEL_EXPORTER_PROMETHEUS_PORT=str(metrics_port),
+        )
+        return [
+            str(venv_bin / "opentelemetry-instrument"),
+            "--traces_exporter",
+            "otlp_proto_http",
+            "--metrics_exporter",
+            "prometheus",
+            str(venv_bin / "uvicorn"),
+            "examples.gateway.app:app",
+            *uvicorn_args,
+        ], env
     if config.kind == "sentry":
         venv_bin = venvs.ensure_venv("sentry") / "bin"
         env.update(BENCH_SENTRY_DSN=dsn, BENCH_SENTRY_RATE=str(config.rate))
@@ -382,16 +432,24 @@ def gateway_command(config: Config, port: int, metrics_port: int, provider: Prov
     raise ValueError(config.kind)
 
 
-def start_gateway(config: Config, provider: Provider, sinks: Sinks, workdir: Path,
-                  faults: Faults | None = None, refused: RefusedPort | None = None,
-                  wrap: list[str] | None = None, tag: str = "") -> Gateway:
+def start_gateway(
+    config: Config,
+    provider: Provider,
+    sinks: Sinks,
+    workdir: Path,
+    faults: Faults | None = None,
+    refused: RefusedPort | None = None,
+    wrap: list[str] | None = None,
+    tag: str = "",
+) -> Gateway:
     faults = faults or Faults()
     port, metrics_port = free_port(), free_port()
     argv, env = gateway_command(config, port, metrics_port, provider, sinks, faults, refused)
     log = workdir / f"gateway-{config.key}{tag}.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([*(wrap or []), *argv], cwd=app_dir(workdir), env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [*(wrap or []), *argv], cwd=app_dir(workdir), env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     gateway = Gateway(config, proc, port, metrics_port if config.kind in ("ours", "otel") else None, log)
     wait_http(f"{gateway.url}/health", proc, 60, log)
     check_distro(gateway)
@@ -423,8 +481,9 @@ async def _drive(base: str, routes: list[Route], n: int, concurrency: int, rps: 
             route = routes[i % len(routes)]
             started = time.perf_counter()
             try:
-                response = await client.request(route.method, route.path, json=route.body,
-                                                headers={"Connection": "close"} if route.close else None)
+                response = await client.request(
+                    route.method, route.path, json=route.body, headers={"Connection": "close"} if route.close else None
+                )
                 statuses[str(response.status_code)] += 1
             except httpx.HTTPError as exc:
                 statuses[type(exc).__name__] += 1
@@ -509,8 +568,9 @@ def _posts(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], 
     return int(after[which]["requests"]) - int(before[which]["requests"])
 
 
-def measure(gateway: Gateway, sinks: Sinks, route: Route, n: int, concurrency: int,
-            faults: Faults | None = None) -> Measurement:
+def measure(
+    gateway: Gateway, sinks: Sinks, route: Route, n: int, concurrency: int, faults: Faults | None = None
+) -> Measurement:
     """CPU/request (flushed telemetry included) and client-side latency for ``n`` requests.
 
     Call it on a drained gateway (after ``warm_up`` or another ``measure``, which both end drained).
@@ -525,15 +585,24 @@ def measure(gateway: Gateway, sinks: Sinks, route: Route, n: int, concurrency: i
     after = sinks.stats()
     drops1 = dropped(gateway)
     return Measurement(
-        config=gateway.config, route=route.key, n=n,
+        config=gateway.config,
+        route=route.key,
+        n=n,
         cpu_ms=(cpu1 - cpu0) / n * 1000,
         p50_ms=percentile(result.latencies, 50) * 1000,
         p99_ms=percentile(result.latencies, 99) * 1000,
-        rps=result.rps, statuses=dict(result.statuses), drain_s=drained,
-        sentry_posts=_posts(before, after, "sentry"), otlp_posts=_posts(before, after, "otlp"),
-        sentry_items={k: v - before["sentry"]["items"].get(k, 0) for k, v in after["sentry"]["items"].items()
-                      if v - before["sentry"]["items"].get(k, 0)},
-        rss_mb=rss_mb(gateway.pid), faults=(faults or Faults()).describe(),
+        rps=result.rps,
+        statuses=dict(result.statuses),
+        drain_s=drained,
+        sentry_posts=_posts(before, after, "sentry"),
+        otlp_posts=_posts(before, after, "otlp"),
+        sentry_items={
+            k: v - before["sentry"]["items"].get(k, 0)
+            for k, v in after["sentry"]["items"].items()
+            if v - before["sentry"]["items"].get(k, 0)
+        },
+        rss_mb=rss_mb(gateway.pid),
+        faults=(faults or Faults()).describe(),
         dropped=None if drops0 is None or drops1 is None else drops1 - drops0,
     )
 
@@ -561,7 +630,8 @@ def metric_total(metrics_text: str, name: str) -> dict[str, float]:
         if not match or match.group(1) != name:
             continue
         labels = ",".join(
-            part for part in (match.group(3) or "").split(",")
+            part
+            for part in (match.group(3) or "").split(",")
             if part and not part.startswith(("service_", "deployment_", "job=", "instance=", "otel_scope_"))
         )
         totals[labels] = totals.get(labels, 0.0) + float(match.group(4))

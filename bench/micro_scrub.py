@@ -69,20 +69,36 @@ def main() -> None:
     client_options = sentry_sdk.get_client().options
     event, _ = event_from_exception((type(exc), exc, exc.__traceback__), client_options=client_options)
     attrs = {
-        "http.request.method": "POST", "url.scheme": "http", "http.route": "/v1/chat/completions",
-        "url.path": "/v1/chat/completions", "client.address": "127.0.0.1", "client.port": 51234,
-        "user_agent.original": "python-httpx/0.28.1", "http.response.status_code": 200,
-        "user.id": "bench", "gatewayz.user.api_key_id": "1234", "gatewayz.user.credits": 1000,
-        "gatewayz.user.plan": "pro", "gatewayz.request.endpoint": "/v1/chat/completions",
-        "gatewayz.request.method": "POST", "gen_ai.request.model": "gpt-4o-mini",
-        "gen_ai.provider.name": "openrouter", "gatewayz.stream": False,
+        "http.request.method": "POST",
+        "url.scheme": "http",
+        "http.route": "/v1/chat/completions",
+        "url.path": "/v1/chat/completions",
+        "client.address": "127.0.0.1",
+        "client.port": 51234,
+        "user_agent.original": "python-httpx/0.28.1",
+        "http.response.status_code": 200,
+        "user.id": "bench",
+        "gatewayz.user.api_key_id": "1234",
+        "gatewayz.user.credits": 1000,
+        "gatewayz.user.plan": "pro",
+        "gatewayz.request.endpoint": "/v1/chat/completions",
+        "gatewayz.request.method": "POST",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.provider.name": "openrouter",
+        "gatewayz.stream": False,
     }
-    crumb = {"gatewayz.breadcrumb.category": "provider", "gatewayz.breadcrumb.level": "info",
-             "gatewayz.breadcrumb.data.provider": "openrouter", "gatewayz.breadcrumb.data.model": "gpt-4o-mini"}
+    crumb = {
+        "gatewayz.breadcrumb.category": "provider",
+        "gatewayz.breadcrumb.level": "info",
+        "gatewayz.breadcrumb.data.provider": "openrouter",
+        "gatewayz.breadcrumb.data.model": "gpt-4o-mini",
+    }
 
     frames = sum(len((e.get("stacktrace") or {}).get("frames") or []) for e in event["exception"]["values"])
-    print(f"inputs: traceback {len(text)} chars / {text.count(chr(10))} lines; Sentry event with {frames} frames, "
-          f"{len(json.dumps(event, default=str))} chars of JSON; span attributes {len(attrs)} keys")
+    print(
+        f"inputs: traceback {len(text)} chars / {text.count(chr(10))} lines; Sentry event with {frames} frames, "
+        f"{len(json.dumps(event, default=str))} chars of JSON; span attributes {len(attrs)} keys"
+    )
     rows = [
         ("scrub_text(traceback)", lambda: scrubber.scrub_text(text), 200),
         ("scrub_event(Sentry error event)", lambda: scrub_event(event, scrubber), 200),
@@ -98,7 +114,10 @@ def main() -> None:
         ("key=value pairs (_PAIR)", lambda: _scrub._PAIR.sub(lambda m: m.group(0), text)),
         ("URL userinfo", lambda: _scrub._URL_USERINFO.sub(lambda m: m.group(0), text)),
         ("query parameters", lambda: _scrub._QUERY_PARAM.sub(lambda m: m.group(0), text)),
-        ("unquote_plus (when % or + present)", lambda: unquote_plus(text), ),
+        (
+            "unquote_plus (when % or + present)",
+            lambda: unquote_plus(text),
+        ),
     ]
     for name, func in passes:
         print(f"  {name:<40} {_per_call_us(func, 200):9.1f} us/call")
@@ -110,10 +129,14 @@ def main() -> None:
     # post_context) is the app's and the libraries' source code, the same lines in every event of
     # a route; the rest is local variables and the exception's message.
     source = _source_lines(event)
-    print(f"scrub_event: {len(source)} source-context lines ({len(set(source))} distinct, the same in every event "
-          f"of this route)")
-    print(f"  scrub_text over those lines                  "
-          f"{_per_call_us(lambda: [scrubber.scrub_text(line) for line in source], 50):9.1f} us/event")
+    print(
+        f"scrub_event: {len(source)} source-context lines ({len(set(source))} distinct, the same in every event "
+        f"of this route)"
+    )
+    print(
+        f"  scrub_text over those lines                  "
+        f"{_per_call_us(lambda: [scrubber.scrub_text(line) for line in source], 50):9.1f} us/event"
+    )
 
 
 def _source_lines(event: dict[str, Any]) -> list[str]:

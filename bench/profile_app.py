@@ -66,8 +66,15 @@ _PACKAGES = (
 )
 # Leaves where a thread blocks or is being woken (lock, queue, select, socket read): time spent
 # handing the GIL over, not code of the frame's owner.
-_WAIT_LEAVES = ("Condition.wait", "Event.wait", "Queue.get", "EpollSelector.select", "SocketIO.readinto",
-                "Thread.join", "sleep")
+_WAIT_LEAVES = (
+    "Condition.wait",
+    "Event.wait",
+    "Queue.get",
+    "EpollSelector.select",
+    "SocketIO.readinto",
+    "Thread.join",
+    "sleep",
+)
 WAITING = "waiting/wake-ups (locks, queues, sockets)"
 
 
@@ -159,8 +166,10 @@ def analyse(path: Path, cpu_ms_per_req: float, top: int) -> list[str]:
     out.append("  by owner (innermost package frame; stdlib charged to its caller; blocking leaves apart):")
     out += [row(k, v) for k, v in owners.most_common()]
     n_behalf = sum(behalf.values())
-    out.append(f"  on behalf of otel_gatewayz (one of our frames on the stack): {100 * n_behalf / total:.1f}% "
-               f"= {cpu_ms_per_req * n_behalf / total:.3f} ms/req, of which owner:")
+    out.append(
+        f"  on behalf of otel_gatewayz (one of our frames on the stack): {100 * n_behalf / total:.1f}% "
+        f"= {cpu_ms_per_req * n_behalf / total:.3f} ms/req, of which owner:"
+    )
     out += [row(k, v) for k, v in behalf.most_common()]
     out.append(f"  otel_gatewayz functions, inclusive (top {top}):")
     out += [row(k, v) for k, v in ours_inclusive.most_common(top)]
@@ -169,8 +178,9 @@ def analyse(path: Path, cpu_ms_per_req: float, top: int) -> list[str]:
     return out
 
 
-def profile_one(key: str, route_key: str, args: argparse.Namespace, provider: Provider, sinks: Sinks,
-                workdir: Path, spy: Path) -> list[str]:
+def profile_one(
+    key: str, route_key: str, args: argparse.Namespace, provider: Provider, sinks: Sinks, workdir: Path, spy: Path
+) -> list[str]:
     config = CONFIGS[key]
     route = ROUTES[route_key]
     gateway = harness.start_gateway(config, provider, sinks, workdir, tag=f"-profile-{route_key}")
@@ -179,9 +189,23 @@ def profile_one(key: str, route_key: str, args: argparse.Namespace, provider: Pr
         harness.warm_up(gateway, sinks, args.warmup, args.concurrency)
         spy_log = (workdir / f"py-spy-{key}-{route_key}.log").open("wb")
         proc = subprocess.Popen(
-            [str(spy), "record", "--pid", str(gateway.pid), "--format", "raw", "--output", str(raw),
-             "--rate", str(args.rate), "--nonblocking", "--threads", "--full-filenames"],
-            stdout=spy_log, stderr=subprocess.STDOUT,
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(gateway.pid),
+                "--format",
+                "raw",
+                "--output",
+                str(raw),
+                "--rate",
+                str(args.rate),
+                "--nonblocking",
+                "--threads",
+                "--full-filenames",
+            ],
+            stdout=spy_log,
+            stderr=subprocess.STDOUT,
         )
         time.sleep(1.0)
         cpu0 = harness.cpu_seconds(gateway.pid)
@@ -194,8 +218,10 @@ def profile_one(key: str, route_key: str, args: argparse.Namespace, provider: Pr
     finally:
         gateway.stop()
     cpu_ms = (cpu1 - cpu0) / args.requests * 1000
-    return [f"\n== {config.label}, {route_key} route ({args.requests} requests; raw stacks: {raw})",
-            *analyse(raw, cpu_ms, args.top)]
+    return [
+        f"\n== {config.label}, {route_key} route ({args.requests} requests; raw stacks: {raw})",
+        *analyse(raw, cpu_ms, args.top),
+    ]
 
 
 def main() -> None:
@@ -222,8 +248,10 @@ def main() -> None:
     try:
         for key in args.configs.split(","):
             for route_key in args.routes.split(","):
-                print("\n".join(profile_one(key.strip(), route_key.strip(), args, provider, sinks, workdir, spy)),
-                      flush=True)
+                print(
+                    "\n".join(profile_one(key.strip(), route_key.strip(), args, provider, sinks, workdir, spy)),
+                    flush=True,
+                )
     finally:
         provider.close()
         sinks.close()

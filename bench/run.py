@@ -56,9 +56,11 @@ def _statuses(m: Measurement) -> str:
 
 def print_table(results: list[Measurement], title: str) -> None:
     print(f"\n{title}")
-    header = (f"{'configuration':<34} {'route':<8} {'CPU ms/req':>10} {'x base':>7} {'p50 ms':>8} {'x base':>7} "
-              f"{'p99 ms':>8} {'x base':>7} {'req/s':>7} {'events':>6} {'txns':>5} {'otlp':>5} {'drops':>6} "
-              f"{'RSS MB':>7}  status")
+    header = (
+        f"{'configuration':<34} {'route':<8} {'CPU ms/req':>10} {'x base':>7} {'p50 ms':>8} {'x base':>7} "
+        f"{'p99 ms':>8} {'x base':>7} {'req/s':>7} {'events':>6} {'txns':>5} {'otlp':>5} {'drops':>6} "
+        f"{'RSS MB':>7}  status"
+    )
     print(header)
     print("-" * len(header))
     base = {m.route: m for m in results if m.config.key == "none" and m.faults == "healthy"}
@@ -66,12 +68,14 @@ def print_table(results: list[Measurement], title: str) -> None:
         for m in (r for r in results if r.route == route):
             b = base.get(route)
             label = m.config.label + ("" if m.faults == "healthy" else f" [{m.faults}]")
-            print(f"{label:<34} {m.route:<8} {m.cpu_ms:10.3f} {_ratio(m.cpu_ms, b.cpu_ms) if b else '':>7} "
-                  f"{m.p50_ms:8.2f} {_ratio(m.p50_ms, b.p50_ms) if b else '':>7} "
-                  f"{m.p99_ms:8.2f} {_ratio(m.p99_ms, b.p99_ms) if b else '':>7} {m.rps:7.0f} "
-                  f"{m.sentry_items.get('event', 0):6d} {m.sentry_items.get('transaction', 0):5d} {m.otlp_posts:5d} "
-                  f"{'-' if m.dropped is None else f'{m.dropped:.0f}':>6} "
-                  f"{m.rss_mb:7.1f}  {_statuses(m)}")
+            print(
+                f"{label:<34} {m.route:<8} {m.cpu_ms:10.3f} {_ratio(m.cpu_ms, b.cpu_ms) if b else '':>7} "
+                f"{m.p50_ms:8.2f} {_ratio(m.p50_ms, b.p50_ms) if b else '':>7} "
+                f"{m.p99_ms:8.2f} {_ratio(m.p99_ms, b.p99_ms) if b else '':>7} {m.rps:7.0f} "
+                f"{m.sentry_items.get('event', 0):6d} {m.sentry_items.get('transaction', 0):5d} {m.otlp_posts:5d} "
+                f"{'-' if m.dropped is None else f'{m.dropped:.0f}':>6} "
+                f"{m.rss_mb:7.1f}  {_statuses(m)}"
+            )
         print()
     print("CPU ms/req: gateway process (all threads), telemetry flushed; x base: ratio to uninstrumented;")
     print("events / txns: Sentry error events and transactions the sink received during the route's run (fewer")
@@ -90,32 +94,42 @@ def print_targets(results: list[Measurement], rss_growth: float | None) -> list[
         if ours and otel:
             ratio = ours.cpu_ms / otel.cpu_ms
             verdict = "HOLDS" if ratio <= TARGET_FULL else "FAILS"
-            lines.append(f"  [{verdict}] {route:<7} ours@100% CPU/req <= {TARGET_FULL} x plain OTel@100%: "
-                         f"{ours.cpu_ms:.3f} / {otel.cpu_ms:.3f} ms = {ratio:.2f}x")
+            lines.append(
+                f"  [{verdict}] {route:<7} ours@100% CPU/req <= {TARGET_FULL} x plain OTel@100%: "
+                f"{ours.cpu_ms:.3f} / {otel.cpu_ms:.3f} ms = {ratio:.2f}x"
+            )
         ours, otel, sentry = (_find(results, k, route) for k in ("ours-prod", "otel-prod", "sentry-prod"))
         if ours and otel:
             ratio = ours.cpu_ms / otel.cpu_ms
             verdict = "HOLDS" if ratio <= TARGET_PROD else "FAILS"
-            lines.append(f"  [{verdict}] {route:<7} ours@prod CPU/req <= {TARGET_PROD} x plain OTel@1%: "
-                         f"{ours.cpu_ms:.3f} / {otel.cpu_ms:.3f} ms = {ratio:.2f}x")
+            lines.append(
+                f"  [{verdict}] {route:<7} ours@prod CPU/req <= {TARGET_PROD} x plain OTel@1%: "
+                f"{ours.cpu_ms:.3f} / {otel.cpu_ms:.3f} ms = {ratio:.2f}x"
+            )
         if ours and sentry:
             ratio = ours.cpu_ms / sentry.cpu_ms
             verdict = "HOLDS" if ratio < 1.0 else "FAILS"
-            lines.append(f"  [{verdict}] {route:<7} ours@prod CPU/req < sentry-sdk@1%: "
-                         f"{ours.cpu_ms:.3f} / {sentry.cpu_ms:.3f} ms = {ratio:.2f}x")
+            lines.append(
+                f"  [{verdict}] {route:<7} ours@prod CPU/req < sentry-sdk@1%: "
+                f"{ours.cpu_ms:.3f} / {sentry.cpu_ms:.3f} ms = {ratio:.2f}x"
+            )
     if rss_growth is None:
-        lines.append(f"  [  -  ] RSS growth < {TARGET_RSS_MB:.0f} MB over {MEMORY_REQUESTS:,} requests: "
-                     "not measured in this run (python bench/run.py --memory)")
+        lines.append(
+            f"  [  -  ] RSS growth < {TARGET_RSS_MB:.0f} MB over {MEMORY_REQUESTS:,} requests: "
+            "not measured in this run (python bench/run.py --memory)"
+        )
     else:
         verdict = "HOLDS" if rss_growth < TARGET_RSS_MB else "FAILS"
-        lines.append(f"  [{verdict}] RSS growth < {TARGET_RSS_MB:.0f} MB over {MEMORY_REQUESTS:,} requests: "
-                     f"{rss_growth:+.1f} MB")
+        lines.append(
+            f"  [{verdict}] RSS growth < {TARGET_RSS_MB:.0f} MB over {MEMORY_REQUESTS:,} requests: {rss_growth:+.1f} MB"
+        )
     print("\n".join(lines))
     return lines
 
 
-def run_configs(keys: list[str], args: argparse.Namespace, provider: Provider, sinks: Sinks,
-                workdir: Path) -> list[Measurement]:
+def run_configs(
+    keys: list[str], args: argparse.Namespace, provider: Provider, sinks: Sinks, workdir: Path
+) -> list[Measurement]:
     results: list[Measurement] = []
     for key in keys:
         config = CONFIGS[key]
@@ -150,12 +164,14 @@ def memory_run(args: argparse.Namespace, provider: Provider, sinks: Sinks, workd
             for k, v in result.statuses.items():
                 statuses[k] = statuses.get(k, 0) + v
             done += step
-            print(f"  after {done:6d} requests: RSS {harness.rss_mb(gateway.pid):7.1f} MB "
-                  f"({time.monotonic() - started:5.0f}s)", flush=True)
+            print(
+                f"  after {done:6d} requests: RSS {harness.rss_mb(gateway.pid):7.1f} MB "
+                f"({time.monotonic() - started:5.0f}s)",
+                flush=True,
+            )
         harness.drain(sinks, config, time.monotonic())
         rss1 = harness.rss_mb(gateway.pid)
-        print(f"  drained: RSS {rss1:.1f} MB; growth {rss1 - rss0:+.1f} MB over {done:,} requests; "
-              f"statuses {statuses}")
+        print(f"  drained: RSS {rss1:.1f} MB; growth {rss1 - rss0:+.1f} MB over {done:,} requests; statuses {statuses}")
         return rss1 - rss0
     finally:
         gateway.stop()
@@ -171,8 +187,7 @@ def fault_run(args: argparse.Namespace, provider: Provider, sinks: Sinks, workdi
     try:
         if faults.sentry_mode in ("500", "429", "hang"):
             sinks.set_mode("sentry", faults.sentry_mode)
-        gateway = harness.start_gateway(config, provider, sinks, workdir, faults=faults, refused=refused,
-                                        tag="-fault")
+        gateway = harness.start_gateway(config, provider, sinks, workdir, faults=faults, refused=refused, tag="-fault")
         try:
             harness.warm_up(gateway, sinks, args.warmup, args.concurrency)
             for route in ROUTES.values():
@@ -186,30 +201,43 @@ def fault_run(args: argparse.Namespace, provider: Provider, sinks: Sinks, workdi
             gateway.stop()
         log = gateway.log.read_text(errors="replace")
         drop_lines = [line for line in log.splitlines() if "otel_gatewayz" in line and "drop" in line.lower()]
-        notes.append(f"distro log lines about drops: {len(drop_lines)}"
-                     + "".join(f"\n      {line[:160]}" for line in drop_lines[:5]))
-        other = [line for line in log.splitlines()
-                 if ("WARNING" in line or "ERROR" in line) and "Exception in ASGI" not in line
-                 and "otel_gatewayz" not in line]
-        notes.append(f"other WARNING/ERROR lines in the gateway log: {len(other)}"
-                     + "".join(f"\n      {line[:160]}" for line in other[:5]))
+        notes.append(
+            f"distro log lines about drops: {len(drop_lines)}"
+            + "".join(f"\n      {line[:160]}" for line in drop_lines[:5])
+        )
+        other = [
+            line
+            for line in log.splitlines()
+            if ("WARNING" in line or "ERROR" in line)
+            and "Exception in ASGI" not in line
+            and "otel_gatewayz" not in line
+        ]
+        notes.append(
+            f"other WARNING/ERROR lines in the gateway log: {len(other)}"
+            + "".join(f"\n      {line[:160]}" for line in other[:5])
+        )
     finally:
         sinks.set_mode("sentry", "ok")
         refused.close()
     pace = f"paced at {args.rps:g} req/s" if args.rps else "back to back"
-    print_table(results, f"Fault run: {config.label}, {faults.describe()} vs healthy "
-                         f"({args.requests} chat / {args.error_requests} error requests, {pace}, at most "
-                         f"{args.concurrency} in flight)")
+    print_table(
+        results,
+        f"Fault run: {config.label}, {faults.describe()} vs healthy "
+        f"({args.requests} chat / {args.error_requests} error requests, {pace}, at most "
+        f"{args.concurrency} in flight)",
+    )
     print(f"\nFaulty vs healthy ({faults.describe()})")
     for route in ROUTES:
         healthy = _find(results, config.key, route)
         faulty = next((m for m in results if m.route == route and m.faults != "healthy"), None)
         if healthy and faulty:
-            print(f"  {route:<7} p50 {faulty.p50_ms:7.2f} vs {healthy.p50_ms:7.2f} ms "
-                  f"({faulty.p50_ms / healthy.p50_ms:.2f}x)"
-                  f"   p99 {faulty.p99_ms:7.2f} vs {healthy.p99_ms:7.2f} ms ({faulty.p99_ms / healthy.p99_ms:.2f}x)"
-                  f"   CPU {faulty.cpu_ms:.3f} vs {healthy.cpu_ms:.3f} ms/req   RSS {faulty.rss_mb:.1f} vs "
-                  f"{healthy.rss_mb:.1f} MB   statuses {_statuses(faulty)}")
+            print(
+                f"  {route:<7} p50 {faulty.p50_ms:7.2f} vs {healthy.p50_ms:7.2f} ms "
+                f"({faulty.p50_ms / healthy.p50_ms:.2f}x)"
+                f"   p99 {faulty.p99_ms:7.2f} vs {healthy.p99_ms:7.2f} ms ({faulty.p99_ms / healthy.p99_ms:.2f}x)"
+                f"   CPU {faulty.cpu_ms:.3f} vs {healthy.cpu_ms:.3f} ms/req   RSS {faulty.rss_mb:.1f} vs "
+                f"{healthy.rss_mb:.1f} MB   statuses {_statuses(faulty)}"
+            )
     for note in notes:
         print("  " + note)
 
@@ -217,20 +245,31 @@ def fault_run(args: argparse.Namespace, provider: Provider, sinks: Sinks, workdi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=None, help="requests per route per configuration")
-    parser.add_argument("--error-requests", type=int, default=None,
-                        help="requests on the error route (default: half of --requests; an error costs "
-                             "10x a request with Sentry on)")
+    parser.add_argument(
+        "--error-requests",
+        type=int,
+        default=None,
+        help="requests on the error route (default: half of --requests; an error costs 10x a request with Sentry on)",
+    )
     parser.add_argument("--quick", action="store_true", help="300 requests, 100 warm-up: a smoke run")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
     parser.add_argument("--warmup", type=int, default=None, help="warm-up requests (default 300)")
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated subset of {list(CONFIGS)}")
-    parser.add_argument("--rps", type=float, default=None,
-                        help="pace the load: start this many requests a second (still at most --concurrency in "
-                             "flight) instead of back to back; measures latency below saturation")
+    parser.add_argument(
+        "--rps",
+        type=float,
+        default=None,
+        help="pace the load: start this many requests a second (still at most --concurrency in "
+        "flight) instead of back to back; measures latency below saturation",
+    )
     parser.add_argument("--memory", action="store_true", help=f"RSS growth over {MEMORY_REQUESTS:,} requests")
     parser.add_argument("--memory-config", default="ours-100", choices=list(CONFIGS))
-    parser.add_argument("--sentry-mode", choices=["ok", "refuse", "hang", "500", "429"], default="ok",
-                        help="fault run: what the Sentry endpoint does")
+    parser.add_argument(
+        "--sentry-mode",
+        choices=["ok", "refuse", "hang", "500", "429"],
+        default="ok",
+        help="fault run: what the Sentry endpoint does",
+    )
     parser.add_argument("--collector-down", action="store_true", help="fault run: the OTLP endpoint refuses")
     parser.add_argument("--fault-config", default="ours-100", choices=[k for k in CONFIGS if k.startswith("ours")])
     args = parser.parse_args()
@@ -250,8 +289,12 @@ def main() -> None:
         keys.insert(0, "none")
 
     workdir = Path(tempfile.mkdtemp(prefix="ogz-bench-"))
-    print(f"otel_gatewayz benchmark: {args.requests} chat / {args.error_requests} error requests, "
-          f"{args.concurrency} in flight, logs in {workdir}", file=sys.stderr, flush=True)
+    print(
+        f"otel_gatewayz benchmark: {args.requests} chat / {args.error_requests} error requests, "
+        f"{args.concurrency} in flight, logs in {workdir}",
+        file=sys.stderr,
+        flush=True,
+    )
     print(f"measuring otel_gatewayz at {harness.code_state()}", flush=True)
     for peer in {CONFIGS[k].kind for k in keys} & {"otel", "sentry"}:
         harness.venvs.ensure_venv(peer)
@@ -267,10 +310,13 @@ def main() -> None:
             return
         results = run_configs(keys, args, provider, sinks, workdir)
         pace = f"paced at {args.rps:g} req/s" if args.rps else "back to back"
-        print_table(results, f"otel_gatewayz benchmark: {args.requests} chat / {args.error_requests} error "
-                             f"requests, {pace}, at most "
-                             f"{args.concurrency} in flight, {harness.os.cpu_count()} CPUs, example gateway + "
-                             f"stub provider on loopback")
+        print_table(
+            results,
+            f"otel_gatewayz benchmark: {args.requests} chat / {args.error_requests} error "
+            f"requests, {pace}, at most "
+            f"{args.concurrency} in flight, {harness.os.cpu_count()} CPUs, example gateway + "
+            f"stub provider on loopback",
+        )
         print_targets(results, None)
     finally:
         provider.close()

@@ -34,16 +34,27 @@ sentry_sdk.init(
 )
 
 
-def set_user_context(user_id: str, email: str | None = None, api_key_id: str | None = None,
-                     credits: float | None = None, plan: str | None = None, **extra: Any) -> None:
+def set_user_context(
+    user_id: str,
+    email: str | None = None,
+    api_key_id: str | None = None,
+    credits: float | None = None,
+    plan: str | None = None,
+    **extra: Any,
+) -> None:
     user = {"id": user_id, "email": email, "api_key_id": api_key_id, "credits": credits, "plan": plan, **extra}
     sentry_sdk.set_user({k: v for k, v in user.items() if v is not None})
 
 
-def set_request_context(endpoint: str, method: str, model: str | None = None, provider: str | None = None,
-                        stream: bool | None = None, **extra: Any) -> None:
-    request = {"endpoint": endpoint, "method": method, "model": model, "provider": provider, "stream": stream,
-               **extra}
+def set_request_context(
+    endpoint: str,
+    method: str,
+    model: str | None = None,
+    provider: str | None = None,
+    stream: bool | None = None,
+    **extra: Any,
+) -> None:
+    request = {"endpoint": endpoint, "method": method, "model": model, "provider": provider, "stream": stream, **extra}
     sentry_sdk.set_context("request", {k: v for k, v in request.items() if v is not None})
     if model is not None:
         sentry_sdk.set_tag("model", model)
@@ -58,6 +69,7 @@ def add_breadcrumb(message: str, category: str, level: str = "info", data: dict[
 def capture_errors(operation: str, capture_args: bool = False) -> Any:
     def decorate(func: Any) -> Any:
         if inspect.iscoroutinefunction(func):
+
             @functools.wraps(func)
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
                 try:
@@ -65,8 +77,10 @@ def capture_errors(operation: str, capture_args: bool = False) -> Any:
                 except Exception as exc:
                     sentry_sdk.capture_exception(exc)
                     raise
+
             return wrapper
         return func
+
     return decorate
 
 

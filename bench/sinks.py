@@ -49,9 +49,16 @@ class Sink(ThreadingHTTPServer):
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
-            return {"kind": self.kind, "mode": self.mode, "requests": self.requests, "bytes": self.bytes,
-                    "by_path": dict(self.by_path), "answered": dict(self.answered), "items": dict(self.items),
-                    "idle_seconds": (time.monotonic() - self.last) if self.last else None}
+            return {
+                "kind": self.kind,
+                "mode": self.mode,
+                "requests": self.requests,
+                "bytes": self.bytes,
+                "by_path": dict(self.by_path),
+                "answered": dict(self.answered),
+                "items": dict(self.items),
+                "idle_seconds": (time.monotonic() - self.last) if self.last else None,
+            }
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -80,8 +87,9 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status: int, body: bytes, ctype: str = "application/json",
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, ctype: str = "application/json", headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -129,8 +137,11 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "500":
             self._send(500, b'{"detail": "injected error"}')
         elif mode == "429":
-            self._send(429, b'{"detail": "rate limited"}',
-                       headers={"Retry-After": "60", "X-Sentry-Rate-Limits": "60::organization"})
+            self._send(
+                429,
+                b'{"detail": "rate limited"}',
+                headers={"Retry-After": "60", "X-Sentry-Rate-Limits": "60::organization"},
+            )
         elif server.kind == "otlp":
             self._send(200, b"", "application/x-protobuf")
         else:

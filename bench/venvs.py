@@ -75,8 +75,17 @@ def ensure_venv(name: str, log: bool = True) -> Path:
     constraint_file = venv / "constraints.txt"
     constraint_file.write_text("\n".join(pins) + "\n")
     subprocess.run(
-        [str(_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "-c", str(constraint_file), *requirements],
+        [
+            str(_python(venv)),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-c",
+            str(constraint_file),
+            *requirements,
+        ],
         check=True,
     )
     (venv / ".complete").write_text("\n".join(requirements) + "\n")

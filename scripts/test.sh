@@ -10,5 +10,6 @@ bash scripts/setup-test-servers.sh
 OGZ_COLLECTOR_BIN="$(bash scripts/build-collector.sh | tail -n 1)"
 export OGZ_COLLECTOR_BIN
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy otel_gatewayz examples
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -30,14 +30,10 @@ CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "say hi"}]}
 @contextmanager
 def _serve(transport: httpx.AsyncBaseTransport) -> Iterator[httpx.AsyncClient]:
     """A client of the gateway, whose provider client is swapped for one on ``transport``."""
-    upstream = httpx.AsyncClient(
-        transport=transport, base_url="http://provider.test", timeout=gateway.PROVIDER_TIMEOUT
-    )
+    upstream = httpx.AsyncClient(transport=transport, base_url="http://provider.test", timeout=gateway.PROVIDER_TIMEOUT)
     gateway.app.dependency_overrides[gateway.get_provider_client] = lambda: upstream
     try:
-        yield httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=gateway.app), base_url="http://gateway.test"
-        )
+        yield httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.app), base_url="http://gateway.test")
     finally:
         gateway.app.dependency_overrides.clear()
 
@@ -85,9 +81,7 @@ async def test_chat_relays_provider_json_with_provider_key(client: httpx.AsyncCl
 
 
 async def test_chat_stream_relays_sse_events(client: httpx.AsyncClient) -> None:
-    async with client.stream(
-        "POST", "/v1/chat/completions", headers=AUTH, json={**CHAT, "stream": True}
-    ) as response:
+    async with client.stream("POST", "/v1/chat/completions", headers=AUTH, json={**CHAT, "stream": True}) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = [e for e in (await response.aread()).decode().split("\n\n") if e]
     assert len(events) == 7  # 5 content chunks, usage, [DONE]
@@ -111,16 +105,12 @@ async def test_chat_failures_raise_spec_errors(
     client: httpx.AsyncClient, model: str, stream: bool, error: type[Exception], message: str
 ) -> None:
     with pytest.raises(error, match=message):
-        await client.post(
-            "/v1/chat/completions", headers=AUTH, json={**CHAT, "model": model, "stream": stream}
-        )
+        await client.post("/v1/chat/completions", headers=AUTH, json={**CHAT, "model": model, "stream": stream})
 
 
 async def test_broke_user_is_refused_before_the_provider(client: httpx.AsyncClient) -> None:
     with pytest.raises(InsufficientCreditsError, match="User has 0 credits"):
-        await client.post(
-            "/v1/chat/completions", headers={"Authorization": "Bearer gw_broke"}, json=CHAT
-        )
+        await client.post("/v1/chat/completions", headers={"Authorization": "Bearer gw_broke"}, json=CHAT)
     assert not provider._received
 
 
@@ -145,9 +135,7 @@ async def test_provider_timeout_is_a_provider_error() -> None:
         ("auth", AuthenticationError),
     ],
 )
-async def test_error_endpoint_raises_each_kind(
-    client: httpx.AsyncClient, kind: str, error: type[Exception]
-) -> None:
+async def test_error_endpoint_raises_each_kind(client: httpx.AsyncClient, kind: str, error: type[Exception]) -> None:
     assert (await client.get(f"/v1/errors/{kind}")).status_code == 401
     with pytest.raises(error) as raised:
         await client.get(f"/v1/errors/{kind}", headers=AUTH)

@@ -204,9 +204,7 @@ def _check_upstream(response: httpx.Response, provider: str) -> None:
 async def _send_upstream(
     client: httpx.AsyncClient, path: str, payload: dict[str, Any], provider: str, stream: bool
 ) -> httpx.Response:
-    request = client.build_request(
-        "POST", path, json=payload, headers={"Authorization": f"Bearer {PROVIDER_API_KEY}"}
-    )
+    request = client.build_request("POST", path, json=payload, headers={"Authorization": f"Bearer {PROVIDER_API_KEY}"})
     try:
         response = await client.send(request, stream=stream)
     except httpx.TimeoutException as exc:
@@ -237,8 +235,7 @@ async def _sse_events(response: httpx.Response) -> AsyncIterator[list[str]]:
 
 def _is_error_event(event: list[str]) -> bool:
     return any(
-        field == "event" and value.strip() == "error"
-        for field, _, value in (line.partition(":") for line in event)
+        field == "event" and value.strip() == "error" for field, _, value in (line.partition(":") for line in event)
     )
 
 
@@ -372,9 +369,7 @@ async def login(body: LoginRequest) -> dict[str, Any]:
     if not (valid_id and hmac.compare_digest(body.password.encode(), DEMO_PASSWORD.encode())):
         raise AuthenticationError("Invalid credentials")
     user = _user_for(user_id)
-    set_user_context(
-        user_id=user.id, email=user.email, api_key_id=str(user.api_key_id), plan=user.plan
-    )
+    set_user_context(user_id=user.id, email=user.email, api_key_id=str(user.api_key_id), plan=user.plan)
     add_breadcrumb("User logged in", category="auth")
     return {"user_id": user.id, "api_key_id": user.api_key_id, "api_key": _MASKED_KEY}
 
@@ -408,9 +403,7 @@ _DEMO_ERRORS: dict[str, tuple[type[Exception], str]] = {
 async def raise_error(kind: str, message: str | None = None) -> None:
     """Raise one of the spec's error kinds unhandled, as the examples and tests need."""
     if kind not in _DEMO_ERRORS:
-        raise HTTPException(
-            status_code=404, detail=f"Unknown error kind, expected one of {sorted(_DEMO_ERRORS)}"
-        )
+        raise HTTPException(status_code=404, detail=f"Unknown error kind, expected one of {sorted(_DEMO_ERRORS)}")
     set_request_context(endpoint="/v1/errors/{kind}", method="GET", error_kind=kind)
     error_type, default = _DEMO_ERRORS[kind]
     raise error_type(message or default)

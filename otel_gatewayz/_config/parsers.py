@@ -19,10 +19,16 @@ _ENV_ALIASES = {"dev": "development", "prod": "production", "stage": "staging", 
 _MALFORMED_DSN = "malformed DSN (it needs http(s), a public key, a host, a port in 1..65535 and a project id)"
 MAX_TIMEOUT = 300.0
 # Samplers the SDK knows by name (OTEL_TRACES_SAMPLER); entry points may add more.
-SDK_SAMPLERS = frozenset({
-    "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off",
-    "parentbased_traceidratio",
-})
+SDK_SAMPLERS = frozenset(
+    {
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    }
+)
 
 
 class SettingError(ValueError):

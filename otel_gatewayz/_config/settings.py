@@ -128,112 +128,215 @@ class Settings:
     """Resolved settings; build with :func:`load_settings`."""
 
     environment: str = setting(
-        sources=("resource:deployment.environment.name", "APP_ENV"), parse=parse_environment,
-        type="development | staging | production", default="development", on_error="using development",
+        sources=("resource:deployment.environment.name", "APP_ENV"),
+        parse=parse_environment,
+        type="development | staging | production",
+        default="development",
+        on_error="using development",
         meaning="`deployment.environment.name` and the Sentry environment (`deployment.environment.name` in "
-                "`OTEL_RESOURCE_ATTRIBUTES` wins); picks the per-environment defaults.")
+        "`OTEL_RESOURCE_ATTRIBUTES` wins); picks the per-environment defaults.",
+    )
     sentry_dsn: str | None = setting(
-        sources=("SENTRY_DSN",), parse=parse_dsn, type="DSN", on_error="Sentry is disabled",
-        meaning="Where Sentry events and transactions go. Unset: no Sentry client (metrics and traces still work).")
+        sources=("SENTRY_DSN",),
+        parse=parse_dsn,
+        type="DSN",
+        on_error="Sentry is disabled",
+        meaning="Where Sentry events and transactions go. Unset: no Sentry client (metrics and traces still work).",
+    )
     sentry_enabled: bool = setting(
-        sources=("SENTRY_ENABLED",), parse=parse_bool, type="bool", default=True, invalid=False,
-        default_doc="true when a DSN or Spotlight is set", on_error="Sentry is disabled",
-        meaning="Turns the Sentry side on or off without removing the DSN.")
+        sources=("SENTRY_ENABLED",),
+        parse=parse_bool,
+        type="bool",
+        default=True,
+        invalid=False,
+        default_doc="true when a DSN or Spotlight is set",
+        on_error="Sentry is disabled",
+        meaning="Turns the Sentry side on or off without removing the DSN.",
+    )
     traces_sample_rate: float = setting(
-        sources=("SENTRY_TRACES_SAMPLE_RATE",), parse=parse_rate, type="float 0..1",
-        by_environment={"production": 0.01, "staging": 0.1, "development": 1.0}, invalid=0.0,
+        sources=("SENTRY_TRACES_SAMPLE_RATE",),
+        parse=parse_rate,
+        type="float 0..1",
+        by_environment={"production": 0.01, "staging": 0.1, "development": 1.0},
+        invalid=0.0,
         on_error="tracing is disabled (rate 0)",
         meaning="Share of new traces sampled; one decision for OTel spans and Sentry transactions "
-                "(callers' decisions are followed). `OTEL_TRACES_SAMPLER` replaces it when set.")
+        "(callers' decisions are followed). `OTEL_TRACES_SAMPLER` replaces it when set.",
+    )
     traces_sampler: str | None = setting(
-        sources=("OTEL_TRACES_SAMPLER",), parse=parse_sampler, type="sampler name",
+        sources=("OTEL_TRACES_SAMPLER",),
+        parse=parse_sampler,
+        type="sampler name",
         on_error="using the parent-based `SENTRY_TRACES_SAMPLE_RATE` sampler",
         meaning="The SDK's standard sampler variable (with `OTEL_TRACES_SAMPLER_ARG`); when set, it replaces "
-                "our parent-based ratio sampler.")
+        "our parent-based ratio sampler.",
+    )
     profiles_sample_rate: float = setting(
-        sources=("SENTRY_PROFILES_SAMPLE_RATE",), parse=parse_rate, type="float 0..1",
-        by_environment={"production": 0.01, "staging": 0.5, "development": 0.0}, invalid=0.0,
+        sources=("SENTRY_PROFILES_SAMPLE_RATE",),
+        parse=parse_rate,
+        type="float 0..1",
+        by_environment={"production": 0.01, "staging": 0.5, "development": 0.0},
+        invalid=0.0,
         on_error="profiling is disabled",
-        meaning="Share of processes that run Sentry's continuous profiler (a per-process decision).")
+        meaning="Share of processes that run Sentry's continuous profiler (a per-process decision).",
+    )
     release_sha: str = setting(
-        sources=("RELEASE_SHA", "VERCEL_GIT_COMMIT_SHA", "RAILWAY_GIT_COMMIT_SHA"), parse=parse_text, type="str",
-        default="unknown", derive=_release_from_git,
-        default_doc="`git rev-parse HEAD` in the working directory, else `unknown`", on_error="using `unknown`",
+        sources=("RELEASE_SHA", "VERCEL_GIT_COMMIT_SHA", "RAILWAY_GIT_COMMIT_SHA"),
+        parse=parse_text,
+        type="str",
+        default="unknown",
+        derive=_release_from_git,
+        default_doc="`git rev-parse HEAD` in the working directory, else `unknown`",
+        on_error="using `unknown`",
         meaning="The release's git SHA, the first of these set: `service.version` and the Sentry release "
-                "`{service}@{sha}`.")
+        "`{service}@{sha}`.",
+    )
     service_name: str = setting(
-        sources=("OTEL_SERVICE_NAME", "resource:service.name", "SERVICE_NAME"), parse=parse_text, type="str",
-        default="gatewayz-api", on_error="using gatewayz-api",
+        sources=("OTEL_SERVICE_NAME", "resource:service.name", "SERVICE_NAME"),
+        parse=parse_text,
+        type="str",
+        default="gatewayz-api",
+        on_error="using gatewayz-api",
         meaning="`service.name` on every signal and the `service` tag; `OTEL_SERVICE_NAME` wins, then "
-                "`service.name` in `OTEL_RESOURCE_ATTRIBUTES`, then `SERVICE_NAME`.")
+        "`service.name` in `OTEL_RESOURCE_ATTRIBUTES`, then `SERVICE_NAME`.",
+    )
     spotlight: bool | str = setting(
-        sources=("SENTRY_SPOTLIGHT",), parse=parse_spotlight, type="bool or URL", default=False,
-        default_doc="off", on_error="Spotlight is disabled",
-        meaning="Also send events to a local Spotlight viewer (`npx @spotlightjs/spotlight`).")
+        sources=("SENTRY_SPOTLIGHT",),
+        parse=parse_spotlight,
+        type="bool or URL",
+        default=False,
+        default_doc="off",
+        on_error="Spotlight is disabled",
+        meaning="Also send events to a local Spotlight viewer (`npx @spotlightjs/spotlight`).",
+    )
     capture_expected_errors: bool = setting(
-        sources=("GATEWAYZ_CAPTURE_EXPECTED_ERRORS",), parse=parse_bool, type="bool",
-        by_environment=_PRODUCTION_ONLY_OFF, default_doc="false in production, true elsewhere",
+        sources=("GATEWAYZ_CAPTURE_EXPECTED_ERRORS",),
+        parse=parse_bool,
+        type="bool",
+        by_environment=_PRODUCTION_ONLY_OFF,
+        default_doc="false in production, true elsewhere",
         on_error="using the per-environment default",
-        meaning="Send 404s and validation errors to Sentry. They are counted in metrics either way.")
+        meaning="Send 404s and validation errors to Sentry. They are counted in metrics either way.",
+    )
     fingerprint_rules: tuple[tuple[str, str], ...] = setting(
-        sources=("GATEWAYZ_FINGERPRINT_RULES",), parse=parse_rules, type="list of `TypeSubstring=group`",
-        default=(), on_error="extra rules ignored",
-        meaning="Extra fingerprint rules, checked before the spec's, e.g. `Timeout=provider_error`.")
+        sources=("GATEWAYZ_FINGERPRINT_RULES",),
+        parse=parse_rules,
+        type="list of `TypeSubstring=group`",
+        default=(),
+        on_error="extra rules ignored",
+        meaning="Extra fingerprint rules, checked before the spec's, e.g. `Timeout=provider_error`.",
+    )
     impact_rules: tuple[tuple[str, str], ...] = setting(
-        sources=("GATEWAYZ_IMPACT_RULES",), parse=parse_impact_rules,
-        type="list of `route-substring=high|medium|low`", default=(), on_error="extra rules ignored",
-        meaning="Extra user-impact rules, checked before the spec's, e.g. `/admin=medium`.")
+        sources=("GATEWAYZ_IMPACT_RULES",),
+        parse=parse_impact_rules,
+        type="list of `route-substring=high|medium|low`",
+        default=(),
+        on_error="extra rules ignored",
+        meaning="Extra user-impact rules, checked before the spec's, e.g. `/admin=medium`.",
+    )
     scrub_keys: tuple[str, ...] = setting(
-        sources=("GATEWAYZ_SCRUB_KEYS",), parse=parse_regexes, type="list of regexes", default=(),
+        sources=("GATEWAYZ_SCRUB_KEYS",),
+        parse=parse_regexes,
+        type="list of regexes",
+        default=(),
         on_error="extra patterns ignored",
-        meaning="Extra key patterns whose values are always redacted (added to the built-in ones).")
+        meaning="Extra key patterns whose values are always redacted (added to the built-in ones).",
+    )
     scrub_safe_keys: tuple[str, ...] = setting(
-        sources=("GATEWAYZ_SCRUB_SAFE_KEYS",), parse=parse_regexes, type="list of regexes", default=(),
+        sources=("GATEWAYZ_SCRUB_SAFE_KEYS",),
+        parse=parse_regexes,
+        type="list of regexes",
+        default=(),
         on_error="safe keys ignored",
-        meaning="Keys never redacted by key name (values are still checked for secrets).")
+        meaning="Keys never redacted by key name (values are still checked for secrets).",
+    )
     propagation_targets: tuple[str, ...] = setting(
-        sources=("GATEWAYZ_TRACE_PROPAGATION_TARGETS",), parse=parse_regexes, type="list of host regexes",
-        default=(), on_error="trace headers go to no host",
+        sources=("GATEWAYZ_TRACE_PROPAGATION_TARGETS",),
+        parse=parse_regexes,
+        type="list of host regexes",
+        default=(),
+        on_error="trace headers go to no host",
         meaning="Hosts that receive `traceparent`, `sentry-trace` and `baggage` on outgoing requests. "
-                "Empty: none do, so third-party LLM providers never see our trace ids.")
+        "Empty: none do, so third-party LLM providers never see our trace ids.",
+    )
     span_pii: bool = setting(
-        sources=("GATEWAYZ_SPAN_PII",), parse=parse_bool, type="bool", default=False,
+        sources=("GATEWAYZ_SPAN_PII",),
+        parse=parse_bool,
+        type="bool",
+        default=False,
         on_error="email kept off spans",
-        meaning="Put the user's email on spans (`user.email`). Sentry's user always has it.")
+        meaning="Put the user's email on spans (`user.email`). Sentry's user always has it.",
+    )
     include_local_variables: bool = setting(
-        sources=("GATEWAYZ_INCLUDE_LOCAL_VARIABLES",), parse=parse_bool, type="bool", default=True, invalid=False,
+        sources=("GATEWAYZ_INCLUDE_LOCAL_VARIABLES",),
+        parse=parse_bool,
+        type="bool",
+        default=True,
+        invalid=False,
         on_error="local variables are not sent",
-        meaning="Attach stack-frame local variables (scrubbed) to Sentry events.")
+        meaning="Attach stack-frame local variables (scrubbed) to Sentry events.",
+    )
     shutdown_timeout: float = setting(
-        sources=("GATEWAYZ_SHUTDOWN_TIMEOUT",), parse=parse_timeout, type="seconds (0..300]", default=5.0,
-        default_doc="5", on_error="using 5 seconds",
-        meaning="How long shutdown waits to flush pending events and spans.")
+        sources=("GATEWAYZ_SHUTDOWN_TIMEOUT",),
+        parse=parse_timeout,
+        type="seconds (0..300]",
+        default=5.0,
+        default_doc="5",
+        on_error="using 5 seconds",
+        meaning="How long shutdown waits to flush pending events and spans.",
+    )
     metrics_dir: str | None = setting(
-        sources=("GATEWAYZ_METRICS_DIR",), parse=parse_writable_dir, type="path",
-        default_doc="a fresh temporary directory per server start", on_error="using a fresh temporary directory",
-        meaning="Where worker processes leave their metric snapshots for the process serving `/metrics`.")
+        sources=("GATEWAYZ_METRICS_DIR",),
+        parse=parse_writable_dir,
+        type="path",
+        default_doc="a fresh temporary directory per server start",
+        on_error="using a fresh temporary directory",
+        meaning="Where worker processes leave their metric snapshots for the process serving `/metrics`.",
+    )
     prometheus_host: str = setting(
-        sources=("OTEL_EXPORTER_PROMETHEUS_HOST",), parse=parse_host, type="host", default="localhost",
-        on_error="using localhost", meaning="The address `/metrics` is served on.")
+        sources=("OTEL_EXPORTER_PROMETHEUS_HOST",),
+        parse=parse_host,
+        type="host",
+        default="localhost",
+        on_error="using localhost",
+        meaning="The address `/metrics` is served on.",
+    )
     prometheus_port: int | None = setting(
-        sources=("OTEL_EXPORTER_PROMETHEUS_PORT",), parse=parse_port, type="port 1..65535", default=9464,
-        invalid=None, on_error="the Prometheus endpoint is disabled (metrics are still counted and exported)",
-        meaning="The port `/metrics` is served on; a port taken by a sibling worker is served by that worker.")
+        sources=("OTEL_EXPORTER_PROMETHEUS_PORT",),
+        parse=parse_port,
+        type="port 1..65535",
+        default=9464,
+        invalid=None,
+        on_error="the Prometheus endpoint is disabled (metrics are still counted and exported)",
+        meaning="The port `/metrics` is served on; a port taken by a sibling worker is served by that worker.",
+    )
     traces_exporters: tuple[str, ...] = setting(
-        sources=("OTEL_TRACES_EXPORTER",), parse=exporter_parser("traces"), type="exporter names",
-        default=(), default_doc="`otlp_proto_http` when an OTLP endpoint is set, else none",
+        sources=("OTEL_TRACES_EXPORTER",),
+        parse=exporter_parser("traces"),
+        type="exporter names",
+        default=(),
+        default_doc="`otlp_proto_http` when an OTLP endpoint is set, else none",
         on_error="the unknown names are left out (Sentry and metrics keep working)",
-        meaning="The SDK's span exporters (entry-point names), validated before the SDK sees them.")
+        meaning="The SDK's span exporters (entry-point names), validated before the SDK sees them.",
+    )
     metrics_exporters: tuple[str, ...] = setting(
-        sources=("OTEL_METRICS_EXPORTER",), parse=exporter_parser("metrics"), type="exporter names",
-        default=(), default_doc="`gatewayz_prometheus`, plus `otlp_proto_http` when an OTLP endpoint is set",
+        sources=("OTEL_METRICS_EXPORTER",),
+        parse=exporter_parser("metrics"),
+        type="exporter names",
+        default=(),
+        default_doc="`gatewayz_prometheus`, plus `otlp_proto_http` when an OTLP endpoint is set",
         on_error="the unknown names are left out",
-        meaning="The SDK's metric exporters and readers, validated before the SDK sees them.")
+        meaning="The SDK's metric exporters and readers, validated before the SDK sees them.",
+    )
     logs_exporters: tuple[str, ...] = setting(
-        sources=("OTEL_LOGS_EXPORTER",), parse=exporter_parser("logs"), type="exporter names",
-        default=(), default_doc="`otlp_proto_http` when an OTLP endpoint is set, else none",
+        sources=("OTEL_LOGS_EXPORTER",),
+        parse=exporter_parser("logs"),
+        type="exporter names",
+        default=(),
+        default_doc="`otlp_proto_http` when an OTLP endpoint is set, else none",
         on_error="the unknown names are left out",
-        meaning="The SDK's log exporters, validated before the SDK sees them.")
+        meaning="The SDK's log exporters, validated before the SDK sees them.",
+    )
     # Derived while loading, not read from a variable of their own.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     problems: tuple[Problem, ...] = field(default=(), compare=False)
@@ -271,12 +374,18 @@ def resource_attributes_of(env: Mapping[str, str]) -> dict[str, str]:
     return attributes
 
 
-def _resolve(decl: Declaration, env: Mapping[str, str], resource: Mapping[str, str], environment: str,
-             cwd: str | None, problems: list[Problem]) -> tuple[Any, str | None]:
+def _resolve(
+    decl: Declaration,
+    env: Mapping[str, str],
+    resource: Mapping[str, str],
+    environment: str,
+    cwd: str | None,
+    problems: list[Problem],
+) -> tuple[Any, str | None]:
     """``(value, source)``: the first source that is set, parsed; the default when none is."""
     for source in decl.sources:
         if source.startswith(RESOURCE_SOURCE):
-            value = resource.get(source[len(RESOURCE_SOURCE):], "").strip()
+            value = resource.get(source[len(RESOURCE_SOURCE) :], "").strip()
             if value:
                 return value, source
             continue

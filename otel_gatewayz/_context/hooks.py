@@ -66,15 +66,27 @@ class ClientHooks:
             duration = time.perf_counter() - started
             status = int(response.status_code) if hasattr(response, "status_code") else int(response[0])
             level = "error" if status >= 500 else "warning" if status >= 400 else "info"
-            state.breadcrumbs.append(new_breadcrumb(
-                f"{method} {host_port} {status}", category, level,
-                {"method": method, "host": host_port, "status_code": status, "duration_ms": round(duration * 1000, 1)},
-            ))
+            state.breadcrumbs.append(
+                new_breadcrumb(
+                    f"{method} {host_port} {status}",
+                    category,
+                    level,
+                    {
+                        "method": method,
+                        "host": host_port,
+                        "status_code": status,
+                        "duration_ms": round(duration * 1000, 1),
+                    },
+                )
+            )
             if category == "provider":
                 error_type = str(status) if status >= 400 else None
                 stream = getattr(response, "stream", None)
-                if not (state.request.get("stream") and stream is not None
-                        and self._genai.watch_stream(stream, state.request, started, error_type)):
+                if not (
+                    state.request.get("stream")
+                    and stream is not None
+                    and self._genai.watch_stream(stream, state.request, started, error_type)
+                ):
                     self._genai.record_call(state.request, duration, error_type)
 
     async def async_request_hook(self, span: trace.Span, request: Any) -> None:

@@ -132,8 +132,9 @@ def route_of(state: RequestState | None) -> str | None:
 class ErrorGrouper:
     """Groups errors by the configured rules (user rules first, then the spec's)."""
 
-    def __init__(self, fingerprint_rules: Sequence[tuple[str, str]] = (),
-                 impact_rules: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self, fingerprint_rules: Sequence[tuple[str, str]] = (), impact_rules: Sequence[tuple[str, str]] = ()
+    ) -> None:
         self._fingerprint_rules = tuple(fingerprint_rules)
         self._impact_rules = tuple(impact_rules)
 
@@ -143,7 +144,11 @@ class ErrorGrouper:
         try:
             return group_error(exc, route, self._fingerprint_rules, self._impact_rules)
         except Exception:  # noqa: BLE001 - a user rule must never lose the event
-            log_once("grouping-rule", logging.ERROR, "otel_gatewayz: a grouping rule failed; using the spec's rules",
-                     exc_info=True)
+            log_once(
+                "grouping-rule",
+                logging.ERROR,
+                "otel_gatewayz: a grouping rule failed; using the spec's rules",
+                exc_info=True,
+            )
             fingerprint, category = fingerprint_for(exc)
             return ErrorGrouping(fingerprint, category, type(exc).__name__, impact_for(route))

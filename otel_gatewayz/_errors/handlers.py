@@ -61,8 +61,9 @@ def _is_not_found(exc: Exception) -> bool:
     return isinstance(exc, HTTPException) and exc.status_code == 404
 
 
-def _flushing(original: Callable[[Any], AbstractAsyncContextManager[Any]],
-              flush: Callable[[], object]) -> Callable[[Any], Any]:
+def _flushing(
+    original: Callable[[Any], AbstractAsyncContextManager[Any]], flush: Callable[[], object]
+) -> Callable[[Any], Any]:
     """The app's lifespan, then a bounded flush of pending spans and Sentry events.
 
     uvicorn re-raises SIGTERM after its graceful shutdown with the default handler restored, so

@@ -46,8 +46,15 @@ def _mark(exc: BaseException, event_id: str) -> None:
 class ErrorRecorder:
     """Records errors into the span, the error counters and (when active and allowed) Sentry."""
 
-    def __init__(self, grouper: ErrorGrouper, instruments: Instruments, genai: GenAiMetrics, *,
-                 sentry_active: bool, capture_expected_errors: bool) -> None:
+    def __init__(
+        self,
+        grouper: ErrorGrouper,
+        instruments: Instruments,
+        genai: GenAiMetrics,
+        *,
+        sentry_active: bool,
+        capture_expected_errors: bool,
+    ) -> None:
         self.grouper = grouper
         self._instruments = instruments
         self._genai = genai
@@ -82,31 +89,47 @@ class ErrorRecorder:
             if self._sentry_active and (self._capture_expected or not expected):
                 event_id = self._send(exc, grouping, level, context, tags)
                 if event_id is None and not handled:
-                    log_once("event-not-sent", logging.WARNING,
-                             "otel_gatewayz: an unhandled error was not sent to Sentry (filtered or rate limited)")
+                    log_once(
+                        "event-not-sent",
+                        logging.WARNING,
+                        "otel_gatewayz: an unhandled error was not sent to Sentry (filtered or rate limited)",
+                    )
         _mark(exc, event_id or "")
         return event_id
 
     def _count(self, grouping: ErrorGrouping, state: RequestState | None) -> None:
-        self._instruments.errors.add(1, {
-            "error.category": grouping.category,
-            "error.type": grouping.error_type,
-            "user_impact": grouping.user_impact,
-            "http.route": route_of(state) or UNMATCHED_ROUTE,
-        })
+        self._instruments.errors.add(
+            1,
+            {
+                "error.category": grouping.category,
+                "error.type": grouping.error_type,
+                "user_impact": grouping.user_impact,
+                "http.route": route_of(state) or UNMATCHED_ROUTE,
+            },
+        )
         if self._instruments.first_time(grouping.fingerprint):
-            self._instruments.error_groups.add(1, {"error.category": grouping.category,
-                                                   "user_impact": grouping.user_impact})
+            self._instruments.error_groups.add(
+                1, {"error.category": grouping.category, "user_impact": grouping.user_impact}
+            )
 
     @staticmethod
-    def _send(exc: BaseException, grouping: ErrorGrouping, level: str, context: dict[str, Any] | None,
-              tags: dict[str, str] | None) -> str | None:
+    def _send(
+        exc: BaseException,
+        grouping: ErrorGrouping,
+        level: str,
+        context: dict[str, Any] | None,
+        tags: dict[str, str] | None,
+    ) -> str | None:
         all_tags = {"error_type": grouping.category, "user_impact": grouping.user_impact, **(tags or {})}
         contexts = {"error_context": context} if context else {}
         token = _capturing.set(True)
         try:
             return sentry_sdk.capture_exception(
-                exc, fingerprint=list(grouping.fingerprint), tags=all_tags, contexts=contexts, level=level,
+                exc,
+                fingerprint=list(grouping.fingerprint),
+                tags=all_tags,
+                contexts=contexts,
+                level=level,
             )
         finally:
             _capturing.reset(token)
@@ -120,14 +143,19 @@ class ErrorRecorder:
             state.pending_calls.pop(key, None)
             if category == "provider":
                 self._genai.record_call(state.request, now - started, error_type)
-            state.breadcrumbs.append(new_breadcrumb(
-                f"{method} {host} failed", category, "error",
-                {"method": method, "host": host, "duration_ms": round((now - started) * 1000, 1)},
-            ))
+            state.breadcrumbs.append(
+                new_breadcrumb(
+                    f"{method} {host} failed",
+                    category,
+                    "error",
+                    {"method": method, "host": host, "duration_ms": round((now - started) * 1000, 1)},
+                )
+            )
 
 
-def _annotate_spans(exc: BaseException, grouping: ErrorGrouping, state: RequestState | None,
-                    record_on_span: bool) -> None:
+def _annotate_spans(
+    exc: BaseException, grouping: ErrorGrouping, state: RequestState | None, record_on_span: bool
+) -> None:
     attributes = {
         "error.type": grouping.error_type,
         "gatewayz.error.category": grouping.category,

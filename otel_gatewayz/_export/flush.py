@@ -42,7 +42,10 @@ def flush_pending(timeout: float, *, sentry_active: bool) -> bool:
             # The SDK does not say whether it got through; it only waits that long when it did not.
             flushed = flushed and time.monotonic() - started < timeout
     if not flushed:
-        log_once("flush-incomplete", logging.WARNING,
-                 "otel_gatewayz: telemetry still pending after the %gs shutdown timeout is lost "
-                 "(GATEWAYZ_SHUTDOWN_TIMEOUT)", timeout)
+        log_once(
+            "flush-incomplete",
+            logging.WARNING,
+            "otel_gatewayz: telemetry still pending after the %gs shutdown timeout is lost (GATEWAYZ_SHUTDOWN_TIMEOUT)",
+            timeout,
+        )
     return flushed

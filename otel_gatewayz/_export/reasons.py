@@ -86,8 +86,7 @@ def reason_of(records: Sequence[logging.LogRecord]) -> tuple[str, str]:
                 reason = "timeout" if "timeout" in type(arg).__name__.lower() else "unreachable"
             elif isinstance(arg, str) and arg in _PHRASES:
                 reason = f"http_{_PHRASES[arg]}"
-            elif isinstance(arg, int) and not isinstance(arg, bool) and "code" in str(record.msg) \
-                    and 100 <= arg <= 599:
+            elif isinstance(arg, int) and not isinstance(arg, bool) and "code" in str(record.msg) and 100 <= arg <= 599:
                 reason = f"http_{arg}"
         if reason == "export_failed" and "due to timeout" in str(record.msg):
             reason = "timeout"  # the first attempt used up the export timeout

@@ -50,9 +50,12 @@ class ScrubbingSpanExporter(SpanExporter):
             try:
                 clean.append(scrub_span(span, self._scrubber))
             except Exception:  # noqa: BLE001 - never export what we could not scrub
-                log_once("span-scrub", logging.ERROR,
-                         "otel_gatewayz: scrubbing a span failed; it is dropped, never exported unscrubbed",
-                         exc_info=True)
+                log_once(
+                    "span-scrub",
+                    logging.ERROR,
+                    "otel_gatewayz: scrubbing a span failed; it is dropped, never exported unscrubbed",
+                    exc_info=True,
+                )
                 _count(self._drops, 1, "scrub_failed")
         if not clean:
             return SpanExportResult.SUCCESS if not spans else SpanExportResult.FAILURE
@@ -60,8 +63,9 @@ class ScrubbingSpanExporter(SpanExporter):
             try:
                 result = self._inner.export(clean)
             except Exception as exc:  # noqa: BLE001 - the batch is lost, the export thread goes on
-                log_once("span-export-exception", logging.ERROR, "otel_gatewayz: the span exporter raised",
-                         exc_info=True)
+                log_once(
+                    "span-export-exception", logging.ERROR, "otel_gatewayz: the span exporter raised", exc_info=True
+                )
                 _count(self._drops, len(clean), "exporter_error", type(exc).__name__)
                 return SpanExportResult.FAILURE
         if result is not SpanExportResult.SUCCESS:
@@ -85,8 +89,9 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
     read because the SDK exposes neither; a test fails if they move.
     """
 
-    def __init__(self, exporter: SpanExporter, drops: DropCounter, shutdown_timeout: float,
-                 *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, exporter: SpanExporter, drops: DropCounter, shutdown_timeout: float, *args: Any, **kwargs: Any
+    ) -> None:
         super().__init__(exporter, *args, **kwargs)
         self._drops = drops
         self._shutdown_timeout = shutdown_timeout
@@ -129,7 +134,8 @@ def scrubbed_batch_processor_factory(
     def build(exporter: SpanExporter, *args: Any, **kwargs: Any) -> BatchSpanProcessor:
         with contained("batch processor log filter"):
             logging.getLogger(_BATCH_LOGGER).addFilter(_QUEUE_FULL_FILTER)
-        return CountingBatchSpanProcessor(ScrubbingSpanExporter(exporter, scrubber, drops), drops,
-                                          shutdown_timeout, *args, **kwargs)
+        return CountingBatchSpanProcessor(
+            ScrubbingSpanExporter(exporter, scrubber, drops), drops, shutdown_timeout, *args, **kwargs
+        )
 
     return build

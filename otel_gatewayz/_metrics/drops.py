@@ -24,7 +24,13 @@ class DropCounter:
             return
         with contained("drop counting"):
             self._counter.add(count, {"signal": signal, "reason": reason})
-        log_once(f"drop:{signal}:{reason}", logging.WARNING,
-                 "otel_gatewayz: %s (%s%s); further drops are counted in "
-                 'gatewayz_telemetry_dropped_total{signal="%s"}, not logged',
-                 what or f"{signal} dropped", reason, f": {detail}" if detail else "", signal)
+        log_once(
+            f"drop:{signal}:{reason}",
+            logging.WARNING,
+            "otel_gatewayz: %s (%s%s); further drops are counted in "
+            'gatewayz_telemetry_dropped_total{signal="%s"}, not logged',
+            what or f"{signal} dropped",
+            reason,
+            f": {detail}" if detail else "",
+            signal,
+        )

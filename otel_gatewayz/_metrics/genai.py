@@ -53,8 +53,9 @@ class GenAiMetrics:
 
             def first() -> None:
                 with contained("time to first chunk"):
-                    self._instruments.time_to_first_chunk.record(time.perf_counter() - started,
-                                                                 self.call_attributes(request, error_type))
+                    self._instruments.time_to_first_chunk.record(
+                        time.perf_counter() - started, self.call_attributes(request, error_type)
+                    )
 
             def end() -> None:
                 nonlocal done
@@ -108,4 +109,3 @@ def _timed_class(base: type) -> type:
 
     _timed_classes[base] = Timed
     return Timed
-

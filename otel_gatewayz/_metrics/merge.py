@@ -27,8 +27,13 @@ def alive(pid: int) -> bool:
 
 def to_json(families: Iterable[Metric]) -> list[dict[str, Any]]:
     return [
-        {"name": f.name, "documentation": f.documentation, "type": f.type, "unit": f.unit,
-         "samples": [[s.name, s.labels, s.value] for s in f.samples]}
+        {
+            "name": f.name,
+            "documentation": f.documentation,
+            "type": f.type,
+            "unit": f.unit,
+            "samples": [[s.name, s.labels, s.value] for s in f.samples],
+        }
         for f in families
     ]
 

@@ -52,8 +52,11 @@ class PrometheusOptions:
             host=settings.prometheus_host,
             port=settings.prometheus_port,
             directory=settings.metrics_dir,
-            labels={"service_name": settings.service_name, "deployment_environment_name": settings.environment,
-                    "service_version": settings.release_sha},
+            labels={
+                "service_name": settings.service_name,
+                "deployment_environment_name": settings.environment,
+                "service_version": settings.release_sha,
+            },
         )
 
 
@@ -69,8 +72,12 @@ def metrics_dir(configured: str | None) -> Path:
             path.mkdir(parents=True, exist_ok=True)
             return path
         except OSError as exc:
-            logger.error("otel_gatewayz: %s: %s cannot be used (%s); using a fresh temporary directory",
-                         METRICS_DIR_ENV, configured, type(exc).__name__)
+            logger.error(
+                "otel_gatewayz: %s: %s cannot be used (%s); using a fresh temporary directory",
+                METRICS_DIR_ENV,
+                configured,
+                type(exc).__name__,
+            )
     made = tempfile.mkdtemp(prefix="otel_gatewayz-metrics-")
     os.environ[METRICS_DIR_ENV] = made
     return Path(made)
@@ -162,16 +169,27 @@ class GatewayzPrometheusReader(PrometheusMetricReader):
             start_http_server(port=self._port, addr=self._host)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
-                log_once("prometheus-serve", logging.ERROR,
-                         "otel_gatewayz: OTEL_EXPORTER_PROMETHEUS_HOST/PORT: cannot serve on %s:%s (%s); "
-                         "the Prometheus endpoint is disabled in this process", self._host, self._port, exc)
+                log_once(
+                    "prometheus-serve",
+                    logging.ERROR,
+                    "otel_gatewayz: OTEL_EXPORTER_PROMETHEUS_HOST/PORT: cannot serve on %s:%s (%s); "
+                    "the Prometheus endpoint is disabled in this process",
+                    self._host,
+                    self._port,
+                    exc,
+                )
                 self._port = None
                 return
             # Expected in a worker: a sibling (or the supervisor) serves the totals.
-            log_once("prometheus-port-taken", logging.INFO,
-                     "otel_gatewayz: %s:%s is taken, presumably by a sibling worker serving the totals; "
-                     "this process writes its metrics to %s and takes over if the port frees",
-                     self._host, self._port, self.directory)
+            log_once(
+                "prometheus-port-taken",
+                logging.INFO,
+                "otel_gatewayz: %s:%s is taken, presumably by a sibling worker serving the totals; "
+                "this process writes its metrics to %s and takes over if the port frees",
+                self._host,
+                self._port,
+                self.directory,
+            )
             return
         self._serving = True
         logger.info("otel_gatewayz: Prometheus metrics on http://%s:%s/metrics", self._host, self._port)

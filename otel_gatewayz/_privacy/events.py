@@ -7,8 +7,9 @@ from typing import Any
 from .scrubber import Scrubber, ScrubReport
 
 # Values Sentry needs verbatim; hex ids could look like card numbers to the value patterns.
-VERBATIM_KEYS = frozenset({"event_id", "trace_id", "span_id", "parent_span_id", "timestamp",
-                           "start_timestamp", "release", "environment"})
+VERBATIM_KEYS = frozenset(
+    {"event_id", "trace_id", "span_id", "parent_span_id", "timestamp", "start_timestamp", "release", "environment"}
+)
 Event = dict[str, Any]
 
 

@@ -213,8 +213,12 @@ class Scrubber:
             result: dict[Any, Any] = {}
             for key, item in value.items():
                 child = f"{path}.{key}" if path else str(key)
-                if (isinstance(key, str) and item not in (None, "", MARKER) and not isinstance(item, Mapping)
-                        and self.is_secret_key(key)):
+                if (
+                    isinstance(key, str)
+                    and item not in (None, "", MARKER)
+                    and not isinstance(item, Mapping)
+                    and self.is_secret_key(key)
+                ):
                     result[key] = [MARKER] * len(item) if isinstance(item, (list, tuple)) else MARKER
                     if isinstance(item, tuple):
                         result[key] = tuple(result[key])

@@ -15,8 +15,11 @@ def scrub_span(span: ReadableSpan, scrubber: Scrubber) -> ReadableSpan:
     report = ScrubReport()
     attributes: dict[str, Any] = scrubber.scrub(dict(span.attributes or {}), report)
     events = [
-        Event(scrubber.scrub_text(event.name, report, "event"), scrubber.scrub(dict(event.attributes or {}), report),
-              event.timestamp)
+        Event(
+            scrubber.scrub_text(event.name, report, "event"),
+            scrubber.scrub(dict(event.attributes or {}), report),
+            event.timestamp,
+        )
         for event in span.events
     ]
     links = [Link(link.context, scrubber.scrub(dict(link.attributes or {}), report)) for link in span.links]

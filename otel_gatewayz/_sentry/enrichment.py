@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 _HEALTH_MARKERS = ("health check", "healthcheck", "/health")
 
 
-def enrich_event(event: Event, hint: dict[str, Any], state: RequestState | None, grouper: ErrorGrouper,
-                 service: str) -> Event | None:
+def enrich_event(
+    event: Event, hint: dict[str, Any], state: RequestState | None, grouper: ErrorGrouper, service: str
+) -> Event | None:
     """``event`` with the request's context and our grouping; None for a duplicate or a health check."""
     tags = event.setdefault("tags", {})
     tags.setdefault("service", service)

@@ -105,12 +105,19 @@ def transaction_event(root: ReadableSpan, children: list[ReadableSpan], service:
     if "parent_span_id" in root_payload:
         trace_context["parent_span_id"] = root_payload["parent_span_id"]
     tags = {"service": service}
-    for attr, tag in (("gen_ai.request.model", "model"), ("gen_ai.provider.name", "provider"),
-                      ("gatewayz.user_impact", "user_impact"), ("http.response.status_code", "http.status_code")):
+    for attr, tag in (
+        ("gen_ai.request.model", "model"),
+        ("gen_ai.provider.name", "provider"),
+        ("gatewayz.user_impact", "user_impact"),
+        ("http.response.status_code", "http.status_code"),
+    ):
         if attr in attrs:
             tags[tag] = str(attrs[attr])
-    user = {key: attrs[attr] for attr, key in (("user.id", "id"), ("user.email", "email"),
-                                                ("gatewayz.user.plan", "plan")) if attr in attrs}
+    user = {
+        key: attrs[attr]
+        for attr, key in (("user.id", "id"), ("user.email", "email"), ("gatewayz.user.plan", "plan"))
+        if attr in attrs
+    }
     event: dict[str, Any] = {
         "type": "transaction",
         "platform": "python",
@@ -194,8 +201,9 @@ class SentryTransactionProcessor(SpanProcessor):
                         root, children = item
                         sentry_sdk.capture_event(transaction_event(root, children, service))  # type: ignore[arg-type]
                 except Exception:  # noqa: BLE001 - a bad span must not stop the sender
-                    log_once("tx-build", logging.ERROR, "otel_gatewayz: building a Sentry transaction failed",
-                             exc_info=True)
+                    log_once(
+                        "tx-build", logging.ERROR, "otel_gatewayz: building a Sentry transaction failed", exc_info=True
+                    )
                 finally:
                     self._queue.task_done()
             # Wake up at most BATCH_INTERVAL apart under load: one hand-off per batch, not per request.

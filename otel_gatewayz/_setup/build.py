@@ -91,9 +91,13 @@ def _configure_sdk(sdk_configure: SdkConfigure, arguments: dict[str, Any], env: 
         sdk_configure(**({} if config_file else arguments))
     except Exception as exc:  # noqa: BLE001 - the SDK's refusal must not take Sentry and the handler down
         variable = OTEL_CONFIG_FILE if config_file else "OTEL_* exporter/sampler settings"
-        logger.error("otel_gatewayz: %s: the OpenTelemetry SDK could not be configured (%s: %s); traces, metrics "
-                     "and logs are not exported; Sentry errors and the exception handler keep working",
-                     variable, type(exc).__name__, exc)
+        logger.error(
+            "otel_gatewayz: %s: the OpenTelemetry SDK could not be configured (%s: %s); traces, metrics "
+            "and logs are not exported; Sentry errors and the exception handler keep working",
+            variable,
+            type(exc).__name__,
+            exc,
+        )
         return
     if config_file:
         provider = trace.get_tracer_provider()
@@ -103,11 +107,14 @@ def _configure_sdk(sdk_configure: SdkConfigure, arguments: dict[str, Any], env: 
         logger.warning(
             "otel_gatewayz: %s is set: the SDK is configured from that file alone (its exporters, sampler and "
             "resource); otel_gatewayz adds its context and Sentry span processors, but does not scrub that "
-            "file's exporters, set the resource or the sampler", OTEL_CONFIG_FILE)
+            "file's exporters, set the resource or the sampler",
+            OTEL_CONFIG_FILE,
+        )
 
 
-def build(sdk_configure: SdkConfigure, auto_instrumentation_version: str | None,
-          env: MutableMapping[str, str]) -> Runtime:
+def build(
+    sdk_configure: SdkConfigure, auto_instrumentation_version: str | None, env: MutableMapping[str, str]
+) -> Runtime:
     """Build and install the runtime, then the SDK's providers, propagator and app handlers."""
     ensure_visible()
     settings = load_settings(env, cwd=os.getcwd())
@@ -131,7 +138,10 @@ def build(sdk_configure: SdkConfigure, auto_instrumentation_version: str | None,
     patch_starlette(runtime.recorder, runtime.flush)
     logger.info(
         "otel_gatewayz: service=%s release=%s environment=%s traces_sample_rate=%s sentry=%s",
-        settings.service_name, settings.release, settings.environment, settings.traces_sample_rate,
+        settings.service_name,
+        settings.release,
+        settings.environment,
+        settings.traces_sample_rate,
         "on" if sentry_active else "off",
     )
     return runtime

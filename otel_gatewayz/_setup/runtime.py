@@ -38,8 +38,13 @@ class Parts:
     def build(cls, settings: Settings) -> Parts:
         scrubber = Scrubber(settings.scrub_keys, settings.scrub_safe_keys)
         instruments = Instruments(metrics.get_meter("otel_gatewayz"))
-        return cls(settings, scrubber, ErrorGrouper(settings.fingerprint_rules, settings.impact_rules),
-                   instruments, GenAiMetrics(instruments, scrubber))
+        return cls(
+            settings,
+            scrubber,
+            ErrorGrouper(settings.fingerprint_rules, settings.impact_rules),
+            instruments,
+            GenAiMetrics(instruments, scrubber),
+        )
 
 
 @dataclass(frozen=True)
@@ -66,8 +71,13 @@ class Runtime:
 
 
 def make_runtime(parts: Parts, *, configured: bool, sentry_active: bool = False) -> Runtime:
-    recorder = ErrorRecorder(parts.grouper, parts.instruments, parts.genai, sentry_active=sentry_active,
-                             capture_expected_errors=parts.settings.capture_expected_errors)
+    recorder = ErrorRecorder(
+        parts.grouper,
+        parts.instruments,
+        parts.genai,
+        sentry_active=sentry_active,
+        capture_expected_errors=parts.settings.capture_expected_errors,
+    )
     return Runtime(parts, recorder, ClientHooks(parts.genai), sentry_active, configured)
 
 

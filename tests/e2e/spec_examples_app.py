@@ -41,19 +41,33 @@ def process_payment(user_id: str, amount: float, card_number: str) -> None:
 tracer = trace.get_tracer("spec")
 ids = {}
 with tracer.start_as_current_span("request", kind=trace.SpanKind.SERVER):
-    SentryService.set_user_context(user_id="user_123", email="user@example.com", api_key_id="7", credits=1000,
-                                   plan="pro", posthog_session_id="ph-session-1")
-    SentryService.set_request_context(endpoint="/v1/chat/completions", method="POST", model="gpt-4",
-                                      provider="openrouter", stream=True)
-    add_breadcrumb(message="Chat completion request started", category="inference", level="info",
-                   data={"model": "gpt-4", "stream": True})
+    SentryService.set_user_context(
+        user_id="user_123",
+        email="user@example.com",
+        api_key_id="7",
+        credits=1000,
+        plan="pro",
+        posthog_session_id="ph-session-1",
+    )
+    SentryService.set_request_context(
+        endpoint="/v1/chat/completions", method="POST", model="gpt-4", provider="openrouter", stream=True
+    )
+    add_breadcrumb(
+        message="Chat completion request started",
+        category="inference",
+        level="info",
+        data={"model": "gpt-4", "stream": True},
+    )
     add_breadcrumb("Rate limit check passed", category="rate_limit", level="info")
     try:
         make_provider_call()
     except Exception as e:
         ids["manual"] = SentryService.capture_exception(
-            e, context={"provider": "openrouter", "model": "gpt-4"}, tags={"error_type": "provider_timeout"},
-            level="error")
+            e,
+            context={"provider": "openrouter", "model": "gpt-4"},
+            tags={"error_type": "provider_timeout"},
+            level="error",
+        )
     try:
         process_payment("user_123", 12.5, "4111 1111 1111 1111")
     except ValueError:

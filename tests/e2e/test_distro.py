@@ -45,8 +45,9 @@ def test_sentry_trace_header_alone_continues_the_callers_trace(sentry_recorder, 
 
 
 def test_sampled_request_becomes_a_transaction_with_the_provider_call(sentry_recorder, gateway_factory):
-    gateway = gateway_factory(env={"SENTRY_DSN": sentry_recorder.dsn, "SENTRY_TRACES_SAMPLE_RATE": "1.0",
-                                   "RELEASE_SHA": SHA})
+    gateway = gateway_factory(
+        env={"SENTRY_DSN": sentry_recorder.dsn, "SENTRY_TRACES_SAMPLE_RATE": "1.0", "RELEASE_SHA": SHA}
+    )
     assert httpx.get(f"{gateway.base_url}/health").status_code == 200
     header, trace_id, parent = new_traceparent()
 
@@ -58,7 +59,11 @@ def test_sampled_request_becomes_a_transaction_with_the_provider_call(sentry_rec
     assert transaction["release"] == f"gatewayz-api@{SHA}"
     trace = transaction["contexts"]["trace"]
     assert (trace["op"], trace["status"], trace["trace_id"], trace["parent_span_id"]) == (
-        "http.server", "ok", trace_id, parent)
+        "http.server",
+        "ok",
+        trace_id,
+        parent,
+    )
     [client] = [span for span in transaction["spans"] if span["op"] == "http.client"]
     assert client["description"] == f"POST {gateway.provider_url}/v1/chat/completions"
     assert client["parent_span_id"] == trace["span_id"]
@@ -86,8 +91,10 @@ def test_prometheus_server_sees_route_metrics_with_resource_labels(gateway_facto
         assert chat(gateway.base_url).status_code == 200
     prometheus = prometheus_factory([f"127.0.0.1:{gateway.metrics_port}"])
 
-    expr = ('http_server_request_duration_seconds_count{http_route="/v1/chat/completions",'
-            f'service_name="gw-test",deployment_environment_name="staging",service_version="{SHA}"}}')
+    expr = (
+        'http_server_request_duration_seconds_count{http_route="/v1/chat/completions",'
+        f'service_name="gw-test",deployment_environment_name="staging",service_version="{SHA}"}}'
+    )
     result = prometheus.wait_for_query(expr, lambda r: bool(r) and float(r[0]["value"][1]) == 3)
     assert len(result) == 1
     client = prometheus.wait_for_query(f'http_client_request_duration_seconds_count{{service_version="{SHA}"}}')
@@ -97,13 +104,21 @@ def test_prometheus_server_sees_route_metrics_with_resource_labels(gateway_facto
     assert series
     for item in series:
         labels = item["metric"]
-        assert (labels.get("service_name"), labels.get("deployment_environment_name"),
-                labels.get("service_version")) == ("gw-test", "staging", SHA), labels
+        assert (
+            labels.get("service_name"),
+            labels.get("deployment_environment_name"),
+            labels.get("service_version"),
+        ) == ("gw-test", "staging", SHA), labels
 
 
 def test_bad_settings_leave_the_app_serving_and_name_the_variable(gateway_factory):
-    gateway = gateway_factory(env={"SENTRY_DSN": "https://not a dsn", "SENTRY_TRACES_SAMPLE_RATE": "abc",
-                                   "SENTRY_PROFILES_SAMPLE_RATE": "1.5"})
+    gateway = gateway_factory(
+        env={
+            "SENTRY_DSN": "https://not a dsn",
+            "SENTRY_TRACES_SAMPLE_RATE": "abc",
+            "SENTRY_PROFILES_SAMPLE_RATE": "1.5",
+        }
+    )
 
     assert chat(gateway.base_url).status_code == 200
     assert httpx.get(f"{gateway.base_url}/v1/errors/provider", headers=auth()).status_code == 500

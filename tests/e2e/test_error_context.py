@@ -44,13 +44,23 @@ def test_the_specs_four_fingerprint_examples_and_grouping(bugsink, gateway_facto
     counts = sorted(int(issue["digested_event_count"]) for issue in bugsink.issues())
     assert counts == [1, 1, 1, 2, 2]
     assert [tags_of(e)["error_type"] for e in events[:4]] == [
-        "insufficient_credits", "provider_error", "validation_error", "other"]
+        "insufficient_credits",
+        "provider_error",
+        "validation_error",
+        "other",
+    ]
 
 
 def test_full_error_tracking_flow_event(bugsink, gateway_factory, otlp_recorder):
-    gateway = gateway_factory(env={"SENTRY_DSN": bugsink.dsn, **STAGING, "SENTRY_TRACES_SAMPLE_RATE": "1.0",
-                                   "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_recorder.endpoint,
-                                   "OTEL_BSP_SCHEDULE_DELAY": "100"})
+    gateway = gateway_factory(
+        env={
+            "SENTRY_DSN": bugsink.dsn,
+            **STAGING,
+            "SENTRY_TRACES_SAMPLE_RATE": "1.0",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_recorder.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+    )
     header, trace_id, _ = new_traceparent()
 
     response = chat(gateway.base_url, user="user_123", model="error-500", headers={"traceparent": header})
@@ -59,14 +69,29 @@ def test_full_error_tracking_flow_event(bugsink, gateway_factory, otlp_recorder)
     [event] = bugsink.wait_for_events(1)
     assert event["release"] == f"gatewayz-api@{SHA}"
     assert event["environment"] == "staging"
-    assert event["user"] == {"id": "user_123", "email": "user_123@example.com",
-                             "api_key_id": event["user"]["api_key_id"], "credits": 1000, "plan": "pro"}
+    assert event["user"] == {
+        "id": "user_123",
+        "email": "user_123@example.com",
+        "api_key_id": event["user"]["api_key_id"],
+        "credits": 1000,
+        "plan": "pro",
+    }
     assert event["user"]["api_key_id"].isdigit()
     tags = tags_of(event)
     assert (tags["service"], tags["model"], tags["provider"], tags["user_impact"], tags["error_type"]) == (
-        "gatewayz-api", "error-500", "openrouter", "high", "provider_error")
-    assert event["contexts"]["request"] == {"endpoint": "/v1/chat/completions", "method": "POST",
-                                            "model": "error-500", "provider": "openrouter", "stream": False}
+        "gatewayz-api",
+        "error-500",
+        "openrouter",
+        "high",
+        "provider_error",
+    )
+    assert event["contexts"]["request"] == {
+        "endpoint": "/v1/chat/completions",
+        "method": "POST",
+        "model": "error-500",
+        "provider": "openrouter",
+        "stream": False,
+    }
     assert event["fingerprint"] == ["ProviderAPIError", "provider_error"]
     crumbs = crumbs_of(event)
     assert [(c["category"], c["message"]) for c in crumbs] == [
@@ -88,7 +113,10 @@ def test_full_error_tracking_flow_event(bugsink, gateway_factory, otlp_recorder)
     attrs = server["attributes"]
     assert (attrs["user.id"], attrs["gatewayz.user.plan"], attrs["gatewayz.user.credits"]) == ("user_123", "pro", 1000)
     assert (attrs["gen_ai.request.model"], attrs["gen_ai.provider.name"], attrs["gatewayz.stream"]) == (
-        "error-500", "openrouter", False)
+        "error-500",
+        "openrouter",
+        False,
+    )
     assert (attrs["gatewayz.error.category"], attrs["gatewayz.user_impact"]) == ("provider_error", "high")
     assert attrs["error.type"] in ("ProviderAPIError", "500")  # the ASGI middleware writes the status last
     assert "user.email" not in attrs  # PII stays off spans unless GATEWAYZ_SPAN_PII
@@ -107,10 +135,12 @@ def test_concurrent_requests_never_share_context(bugsink, gateway_factory):
         # A 500 re-raised after the response closes the keep-alive connection (Starlette's way).
         limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
         async with httpx.AsyncClient(base_url=gateway.base_url, limits=limits, timeout=60) as client:
-            responses = await asyncio.gather(*(
-                client.get("/v1/errors/unique", headers=auth(user), params={"message": f"boom for {user}"})
-                for user in users
-            ))
+            responses = await asyncio.gather(
+                *(
+                    client.get("/v1/errors/unique", headers=auth(user), params={"message": f"boom for {user}"})
+                    for user in users
+                )
+            )
         return [r.status_code for r in responses]
 
     assert asyncio.run(fire()) == [500] * 200
@@ -132,8 +162,13 @@ def test_concurrent_requests_never_share_context(bugsink, gateway_factory):
 def test_errors_inside_a_streamed_response_reach_bugsink_once_with_context(bugsink, gateway_factory):
     gateway = gateway_factory(env={"SENTRY_DSN": bugsink.dsn, **STAGING})
 
-    with httpx.stream("POST", f"{gateway.base_url}/v1/chat/completions", headers=auth("streamer"),
-                      json={"model": "stream-error", "messages": [], "stream": True}, timeout=30) as response:
+    with httpx.stream(
+        "POST",
+        f"{gateway.base_url}/v1/chat/completions",
+        headers=auth("streamer"),
+        json={"model": "stream-error", "messages": [], "stream": True},
+        timeout=30,
+    ) as response:
         assert response.status_code == 200
         chunks = []
         with pytest.raises(httpx.RemoteProtocolError):
@@ -156,8 +191,13 @@ def test_streaming_delivers_chunks_as_they_come(gateway_factory):
     import time
 
     arrivals = []
-    with httpx.stream("POST", f"{gateway.base_url}/v1/chat/completions", headers=auth(),
-                      json={"model": "gpt-4", "messages": [], "stream": True}, timeout=30) as response:
+    with httpx.stream(
+        "POST",
+        f"{gateway.base_url}/v1/chat/completions",
+        headers=auth(),
+        json={"model": "gpt-4", "messages": [], "stream": True},
+        timeout=30,
+    ) as response:
         for _ in response.iter_raw():
             arrivals.append(time.monotonic())
     assert len(arrivals) >= 5
@@ -192,7 +232,8 @@ def test_http_4xx_are_not_events_and_production_drops_expected_errors(bugsink, g
     assert event["fingerprint"] == ["ProviderAPIError", "provider_error"]
     metrics = httpx.get(gateway.metrics_url).text
     counted = [line for line in metrics.splitlines() if line.startswith("gatewayz_errors_total{")]
-    assert any('error_category="validation_error"' in line and 'error_type="ValidationError"' in line
-               for line in counted)
+    assert any(
+        'error_category="validation_error"' in line and 'error_type="ValidationError"' in line for line in counted
+    )
     assert any('error_type="RequestValidationError"' in line for line in counted)
     assert any('error_type="HTTPException"' in line and 'http_route="unmatched"' in line for line in counted)

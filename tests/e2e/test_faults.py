@@ -62,6 +62,7 @@ def dropped(metrics_url: str, signal_name: str) -> dict[str, float]:
 
 def drops_with(metrics_url: str, signal_name: str, reasons: set[str], timeout: float = 15.0) -> dict[str, float]:
     """Wait until every one of ``reasons`` has been counted for ``signal_name``."""
+
     def probe() -> dict[str, float] | None:
         found = dropped(metrics_url, signal_name)
         return found if reasons <= set(found) else None
@@ -208,6 +209,7 @@ def test_collector_faults_leave_requests_alone_and_are_counted(mode, otlp_record
         requests_as_healthy(gateway.base_url)
 
         drops_with(gateway.metrics_url, "spans", COLLECTOR_FAULTS[mode])
+
         # Every span of the run is accounted for, once.
         def all_counted() -> dict[str, float] | None:
             found = dropped(gateway.metrics_url, "spans")
@@ -245,10 +247,16 @@ def test_shutdown_is_bounded_when_sentry_and_the_collector_hang(sentry_recorder,
     timeout = 3
     sentry_recorder.set_mode("hang")
     otlp_recorder.set_mode("hang")
-    gateway = gateway_factory(env={"SENTRY_DSN": sentry_recorder.dsn, "RELEASE_SHA": SHA,
-                                   "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_recorder.endpoint,
-                                   "OTEL_BSP_SCHEDULE_DELAY": "100", "GATEWAYZ_SHUTDOWN_TIMEOUT": str(timeout)},
-                              stop_timeout=60)
+    gateway = gateway_factory(
+        env={
+            "SENTRY_DSN": sentry_recorder.dsn,
+            "RELEASE_SHA": SHA,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_recorder.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "GATEWAYZ_SHUTDOWN_TIMEOUT": str(timeout),
+        },
+        stop_timeout=60,
+    )
     requests_as_healthy(gateway.base_url, 20)
 
     started = time.monotonic()
@@ -295,11 +303,24 @@ FORK_APP = """
 def _start_gunicorn(tmp_path: Path, env: dict[str, str]) -> tuple[ManagedProcess, str]:
     port = free_port()
     bin_dir = venv_bin()
-    argv = [bin_dir / "opentelemetry-instrument", bin_dir / "gunicorn", "-k", "uvicorn.workers.UvicornWorker",
-            "--preload", "-w", "2", "-b", f"{LOOPBACK}:{port}", "--no-control-socket", "--graceful-timeout", "10",
-            "ogz_fork_app:app"]
-    process = ManagedProcess(argv, log_path=tmp_path / "gunicorn.log", env={**base_env(), **env}, cwd=REPO_ROOT,
-                             stop_timeout=20)
+    argv = [
+        bin_dir / "opentelemetry-instrument",
+        bin_dir / "gunicorn",
+        "-k",
+        "uvicorn.workers.UvicornWorker",
+        "--preload",
+        "-w",
+        "2",
+        "-b",
+        f"{LOOPBACK}:{port}",
+        "--no-control-socket",
+        "--graceful-timeout",
+        "10",
+        "ogz_fork_app:app",
+    ]
+    process = ManagedProcess(
+        argv, log_path=tmp_path / "gunicorn.log", env={**base_env(), **env}, cwd=REPO_ROOT, stop_timeout=20
+    )
     base_url = f"http://{LOOPBACK}:{port}"
     return process.start(ready_url=f"{base_url}/health", ready_timeout=60), base_url
 
@@ -307,18 +328,24 @@ def _start_gunicorn(tmp_path: Path, env: dict[str, str]) -> tuple[ManagedProcess
 @pytest.mark.parametrize("server", ["gunicorn --preload", "uvicorn --workers"])
 def test_every_worker_serves_and_sends(server, tmp_path, sentry_recorder, otlp_recorder, gateway_factory):
     """Pre-fork (gunicorn --preload) and spawned (uvicorn --workers) workers: no deadlock, each one sends."""
-    env = {**BASE, "SENTRY_DSN": sentry_recorder.dsn, "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_recorder.endpoint,
-           "OTEL_BSP_SCHEDULE_DELAY": "100",
-           "PYTHONPATH": pythonpath(app_module(tmp_path / "app", "ogz_fork_app", FORK_APP))}
+    env = {
+        **BASE,
+        "SENTRY_DSN": sentry_recorder.dsn,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_recorder.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "PYTHONPATH": pythonpath(app_module(tmp_path / "app", "ogz_fork_app", FORK_APP)),
+    }
     if server.startswith("gunicorn"):
         env |= {"OTEL_EXPORTER_PROMETHEUS_HOST": LOOPBACK, "OTEL_EXPORTER_PROMETHEUS_PORT": str(free_port())}
         process, base_url = _start_gunicorn(tmp_path, env)
         logs = process.logs
     else:
-        gateway = gateway_factory(env=env, app="ogz_fork_app:app", extra_args=["--workers", "2"],
-                                  provider_url=f"http://{LOOPBACK}:9")
+        gateway = gateway_factory(
+            env=env, app="ogz_fork_app:app", extra_args=["--workers", "2"], provider_url=f"http://{LOOPBACK}:9"
+        )
         base_url, logs = gateway.base_url, gateway.logs
     try:
+
         async def fire(path: str, n: int) -> list[httpx.Response]:
             limits = httpx.Limits(max_connections=8, max_keepalive_connections=0)
             async with httpx.AsyncClient(base_url=base_url, timeout=CLIENT_TIMEOUT, limits=limits) as client:
@@ -334,15 +361,25 @@ def test_every_worker_serves_and_sends(server, tmp_path, sentry_recorder, otlp_r
             return found >= workers
 
         # Each worker has its own live Sentry worker thread, transaction thread and span exporter.
-        sentry_recorder.wait_for(lambda r: sent_by_every_worker(
-            {e.get("contexts", {}).get("request", {}).get("worker_pid") for e in r.events()}))
-        sentry_recorder.wait_for(lambda r: sent_by_every_worker(
-            {t["contexts"]["trace"]["data"].get("gatewayz.request.worker_pid") for t in r.transactions()}))
-        otlp_recorder.wait_for(lambda r: sent_by_every_worker(
-            {s["attributes"].get("gatewayz.request.worker_pid") for s in r.spans()}))
+        sentry_recorder.wait_for(
+            lambda r: sent_by_every_worker(
+                {e.get("contexts", {}).get("request", {}).get("worker_pid") for e in r.events()}
+            )
+        )
+        sentry_recorder.wait_for(
+            lambda r: sent_by_every_worker(
+                {t["contexts"]["trace"]["data"].get("gatewayz.request.worker_pid") for t in r.transactions()}
+            )
+        )
+        otlp_recorder.wait_for(
+            lambda r: sent_by_every_worker({s["attributes"].get("gatewayz.request.worker_pid") for s in r.spans()})
+        )
         # Each worker is its own service instance, though --preload built the resource before the fork.
-        instance_of = {(s["attributes"]["gatewayz.request.worker_pid"], s["resource"].get("service.instance.id"))
-                       for s in otlp_recorder.spans() if s["attributes"].get("gatewayz.request.worker_pid")}
+        instance_of = {
+            (s["attributes"]["gatewayz.request.worker_pid"], s["resource"].get("service.instance.id"))
+            for s in otlp_recorder.spans()
+            if s["attributes"].get("gatewayz.request.worker_pid")
+        }
         assert len(instance_of) == len({instance for _, instance in instance_of}) == 2, instance_of
     finally:
         if server.startswith("gunicorn"):
@@ -405,8 +442,11 @@ BAD_INPUT_APP = """
 
 def _bad_input_gateway(tmp_path: Path, gateway_factory, sentry_recorder, **env: str):
     module_dir = app_module(tmp_path / "app", "ogz_bad_app", BAD_INPUT_APP)
-    return gateway_factory(env={**BASE, "SENTRY_DSN": sentry_recorder.dsn, "PYTHONPATH": pythonpath(module_dir),
-                                **env}, app="ogz_bad_app:app", provider_url=f"http://{LOOPBACK}:9")
+    return gateway_factory(
+        env={**BASE, "SENTRY_DSN": sentry_recorder.dsn, "PYTHONPATH": pythonpath(module_dir), **env},
+        app="ogz_bad_app:app",
+        provider_url=f"http://{LOOPBACK}:9",
+    )
 
 
 def _exception_types(event: dict[str, Any]) -> list[str]:
@@ -419,8 +459,7 @@ def test_bad_input_to_our_api_is_contained_and_the_event_still_sent(tmp_path, se
     Odd values are coerced when they are given (the safe repr of what ``str()`` cannot print),
     so nothing fails later; the malformed rule is reported once at start-up.
     """
-    gateway = _bad_input_gateway(tmp_path, gateway_factory, sentry_recorder,
-                                 GATEWAYZ_FINGERPRINT_RULES="not a rule")
+    gateway = _bad_input_gateway(tmp_path, gateway_factory, sentry_recorder, GATEWAYZ_FINGERPRINT_RULES="not a rule")
 
     def get(path: str) -> httpx.Response:
         return httpx.get(gateway.base_url + path, timeout=CLIENT_TIMEOUT)
@@ -433,8 +472,9 @@ def test_bad_input_to_our_api_is_contained_and_the_event_still_sent(tmp_path, se
         assert get("/bad/ok").json() == {"ok": True}
 
     def sent(events: list[dict[str, Any]], exc_type: str, n: int) -> list[dict[str, Any]] | None:
-        found = [e for e in events if _exception_types(e)[-1:] == [exc_type]
-                 and e.get("fingerprint", [None])[0] == exc_type]
+        found = [
+            e for e in events if _exception_types(e)[-1:] == [exc_type] and e.get("fingerprint", [None])[0] == exc_type
+        ]
         return found if len(found) >= n else None
 
     # The errors after odd set_user_context / add_breadcrumb input are sent, grouped by the spec's
@@ -459,13 +499,11 @@ def test_bad_input_to_our_api_is_contained_and_the_event_still_sent(tmp_path, se
     assert not lines_with(logs, "otel_gatewayz: add_breadcrumb failed")
 
 
-def test_a_captured_exception_whose_message_cannot_be_read_is_still_sent(tmp_path, sentry_recorder,
-                                                                           gateway_factory):
+def test_a_captured_exception_whose_message_cannot_be_read_is_still_sent(tmp_path, sentry_recorder, gateway_factory):
     """capture_exception() of an exception whose str() raises: sent, grouped by its type, logged once."""
     gateway = _bad_input_gateway(tmp_path, gateway_factory, sentry_recorder)
 
-    ids = [httpx.get(f"{gateway.base_url}/bad/captured", timeout=CLIENT_TIMEOUT).json()["event_id"]
-           for _ in range(2)]
+    ids = [httpx.get(f"{gateway.base_url}/bad/captured", timeout=CLIENT_TIMEOUT).json()["event_id"] for _ in range(2)]
 
     assert all(ids)
 
@@ -519,8 +557,11 @@ PROCESSOR_APP = """
 def test_a_failing_span_processor_never_fails_the_request(tmp_path, sentry_recorder, gateway_factory):
     """A bug in one of our span processors: the request is served and the failure logged once."""
     module_dir = app_module(tmp_path / "app", "ogz_processor_app", PROCESSOR_APP)
-    gateway = gateway_factory(env={**BASE, "SENTRY_DSN": sentry_recorder.dsn, "PYTHONPATH": pythonpath(module_dir)},
-                              app="ogz_processor_app:app", provider_url=f"http://{LOOPBACK}:9")
+    gateway = gateway_factory(
+        env={**BASE, "SENTRY_DSN": sentry_recorder.dsn, "PYTHONPATH": pythonpath(module_dir)},
+        app="ogz_processor_app:app",
+        provider_url=f"http://{LOOPBACK}:9",
+    )
 
     for _ in range(3):
         for path in ("/broken/start", "/broken/end"):

@@ -18,23 +18,31 @@ from tests.servers.processes import ManagedProcess
 
 pytestmark = pytest.mark.e2e
 
-COUNT = re.compile(r'^http_server_request_duration_seconds_count\{(?P<labels>[^}]*)\} (?P<value>\S+)$', re.M)
+COUNT = re.compile(r"^http_server_request_duration_seconds_count\{(?P<labels>[^}]*)\} (?P<value>\S+)$", re.M)
 
 
 def _route_count(metrics: str, route: str) -> float:
     return sum(float(m["value"]) for m in COUNT.finditer(metrics) if f'http_route="{route}"' in m["labels"])
 
 
-async def _fire(base_url: str, n: int, concurrency: int = 16, model: str = "gpt-4", distinct_models: bool = False,
-                fresh_connections: bool = True) -> list[int]:
+async def _fire(
+    base_url: str,
+    n: int,
+    concurrency: int = 16,
+    model: str = "gpt-4",
+    distinct_models: bool = False,
+    fresh_connections: bool = True,
+) -> list[int]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=0 if fresh_connections else None)
     semaphore = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+
         async def one(i: int) -> int:
             async with semaphore:
                 body = {"model": f"made-up-{i}" if distinct_models else model, "messages": []}
                 response = await client.post("/v1/chat/completions", json=body, headers=auth(f"u{i % 50}"))
                 return response.status_code
+
         return await asyncio.gather(*(one(i) for i in range(n)))
 
 
@@ -42,6 +50,7 @@ def _metrics_when(url: str, route: str, count: int, timeout: float = 15.0) -> st
     def probe() -> str | None:
         text = httpx.get(url).text
         return text if _route_count(text, route) == count else None
+
     return eventually(probe, timeout=timeout, what=f"{count} requests to {route} in {url}")
 
 
@@ -58,8 +67,10 @@ def test_four_uvicorn_workers_report_exact_totals(gateway_factory, prometheus_fa
     metrics = _metrics_when(gateway.metrics_url, "/v1/chat/completions", 400)
     assert len(_pids_serving(metrics)) >= 4  # every worker is instrumented, each its own instance id
     prometheus = prometheus_factory([gateway.metrics_target])
-    expr = (f'sum(http_server_request_duration_seconds_count{{http_route="/v1/chat/completions",'
-            f'service_version="{SHA}",deployment_environment_name="staging",service_name="gatewayz-api"}})')
+    expr = (
+        f'sum(http_server_request_duration_seconds_count{{http_route="/v1/chat/completions",'
+        f'service_version="{SHA}",deployment_environment_name="staging",service_name="gatewayz-api"}})'
+    )
     prometheus.wait_for_query(expr, lambda r: bool(r) and float(r[0]["value"][1]) == 400, timeout=30)
     logs = gateway.logs()
     assert "Traceback" not in logs
@@ -71,16 +82,34 @@ def test_gunicorn_workers_and_a_restarted_worker_are_not_double_counted(tmp_path
     provider = StubProvider(tmp_path / "provider").start()
     try:
         port, metrics_port = free_port(), free_port()
-        env = {**base_env(), "GATEWAY_PROVIDER_URL": provider.url, "RELEASE_SHA": SHA,
-               "OTEL_EXPORTER_PROMETHEUS_PORT": str(metrics_port), "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1"}
-        argv = [str(bin_dir / "opentelemetry-instrument"), str(bin_dir / "gunicorn"), "examples.gateway.app:app",
-                "-k", "uvicorn.workers.UvicornWorker", "-w", "2", "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5"]
+        env = {
+            **base_env(),
+            "GATEWAY_PROVIDER_URL": provider.url,
+            "RELEASE_SHA": SHA,
+            "OTEL_EXPORTER_PROMETHEUS_PORT": str(metrics_port),
+            "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1",
+        }
+        argv = [
+            str(bin_dir / "opentelemetry-instrument"),
+            str(bin_dir / "gunicorn"),
+            "examples.gateway.app:app",
+            "-k",
+            "uvicorn.workers.UvicornWorker",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--graceful-timeout",
+            "5",
+        ]
         process = ManagedProcess(argv, log_path=tmp_path / "gunicorn.log", env=env, cwd=REPO_ROOT)
         with process.start(ready_url=f"http://127.0.0.1:{port}/health", ready_timeout=60):
             base_url, metrics_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics"
             assert asyncio.run(_fire(base_url, 100)) == [200] * 100
-            eventually(lambda: _route_count(httpx.get(metrics_url).text, "/v1/chat/completions") == 100,
-                       what="100 requests from 2 gunicorn workers")
+            eventually(
+                lambda: _route_count(httpx.get(metrics_url).text, "/v1/chat/completions") == 100,
+                what="100 requests from 2 gunicorn workers",
+            )
             workers = _pids_serving(httpx.get(metrics_url).text)
             assert len(workers) >= 2
             # Kill one worker: gunicorn starts another; the dead one's counts stay, once.
@@ -89,8 +118,10 @@ def test_gunicorn_workers_and_a_restarted_worker_are_not_double_counted(tmp_path
             os.kill(children[0], signal.SIGKILL)
             time.sleep(2)
             assert asyncio.run(_fire(base_url, 60)) == [200] * 60
-            eventually(lambda: _route_count(httpx.get(metrics_url).text, "/v1/chat/completions") == 160,
-                       what="160 requests after a worker restart")
+            eventually(
+                lambda: _route_count(httpx.get(metrics_url).text, "/v1/chat/completions") == 160,
+                what="160 requests after a worker restart",
+            )
             time.sleep(2.5)  # a few more snapshot rounds: still exactly 160
             assert _route_count(httpx.get(metrics_url).text, "/v1/chat/completions") == 160
         assert "Traceback" not in process.logs()
@@ -124,8 +155,9 @@ def test_error_counter_labels_match_the_events_in_bugsink(bugsink, gateway_facto
 def test_made_up_model_names_leave_the_series_count_bounded(gateway_factory):
     gateway = gateway_factory(env={"APP_ENV": "staging"}, extra_args=["--workers", "2"])
 
-    statuses = asyncio.run(_fire(gateway.base_url, 10_000, concurrency=32, distinct_models=True,
-                                 fresh_connections=False))
+    statuses = asyncio.run(
+        _fire(gateway.base_url, 10_000, concurrency=32, distinct_models=True, fresh_connections=False)
+    )
 
     assert statuses.count(200) == 10_000
     metrics = _metrics_when(gateway.metrics_url, "/v1/chat/completions", 10_000, timeout=30)
@@ -150,14 +182,27 @@ def _histogram(metrics: str, name: str, **labels: str) -> tuple[float, float]:
 
 
 def test_provider_latency_time_to_first_chunk_and_failures(gateway_factory):
-    gateway = gateway_factory(env={"APP_ENV": "staging", "GATEWAY_PROVIDER_TIMEOUT": "0.5"},
-                              provider_env={"PROVIDER_CHUNK_DELAY": "0.3"})
-    with httpx.stream("POST", f"{gateway.base_url}/v1/chat/completions", headers=auth(),
-                      json={"model": "gpt-4", "messages": [], "stream": True}, timeout=30) as response:
+    gateway = gateway_factory(
+        env={"APP_ENV": "staging", "GATEWAY_PROVIDER_TIMEOUT": "0.5"}, provider_env={"PROVIDER_CHUNK_DELAY": "0.3"}
+    )
+    with httpx.stream(
+        "POST",
+        f"{gateway.base_url}/v1/chat/completions",
+        headers=auth(),
+        json={"model": "gpt-4", "messages": [], "stream": True},
+        timeout=30,
+    ) as response:
         assert response.status_code == 200
         response.read()
-    assert httpx.post(f"{gateway.base_url}/v1/chat/completions", headers=auth(),
-                      json={"model": "slow", "messages": []}, timeout=30).status_code == 500
+    assert (
+        httpx.post(
+            f"{gateway.base_url}/v1/chat/completions",
+            headers=auth(),
+            json={"model": "slow", "messages": []},
+            timeout=30,
+        ).status_code
+        == 500
+    )
 
     def ready() -> str | None:
         text = httpx.get(gateway.metrics_url).text
@@ -171,6 +216,7 @@ def test_provider_latency_time_to_first_chunk_and_failures(gateway_factory):
     assert (ttfc_count, duration_count) == (1, 1)
     # The duration covers the whole stream (5 chunks 0.3 s apart), the first chunk comes early.
     assert duration_sum - ttfc_sum >= 0.9
-    failed_count, _ = _histogram(metrics, "gen_ai_client_operation_duration_seconds", gen_ai_request_model="slow",
-                                 error_type="ProviderAPIError")
+    failed_count, _ = _histogram(
+        metrics, "gen_ai_client_operation_duration_seconds", gen_ai_request_model="slow", error_type="ProviderAPIError"
+    )
     assert failed_count == 1

@@ -13,10 +13,22 @@ pytestmark = pytest.mark.e2e
 
 
 def _run(recorder, rate: str, tmp_path) -> None:
-    env = {**base_env(), "SENTRY_DSN": recorder.dsn, "SENTRY_PROFILES_SAMPLE_RATE": rate,
-           "OTEL_EXPORTER_PROMETHEUS_PORT": "0", "PYTHONPATH": str(REPO_ROOT), "RELEASE_SHA": "abc"}
-    run = subprocess.run([sys.executable, str(REPO_ROOT / "tests/e2e/profiling_app.py"), "3"], env=env,
-                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    env = {
+        **base_env(),
+        "SENTRY_DSN": recorder.dsn,
+        "SENTRY_PROFILES_SAMPLE_RATE": rate,
+        "OTEL_EXPORTER_PROMETHEUS_PORT": "0",
+        "PYTHONPATH": str(REPO_ROOT),
+        "RELEASE_SHA": "abc",
+    }
+    run = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tests/e2e/profiling_app.py"), "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
 
 

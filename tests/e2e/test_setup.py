@@ -30,17 +30,24 @@ def _serves_with_error_ids(gateway, sentry_recorder) -> None:
 @pytest.mark.parametrize(
     ("variable", "garbage", "line", "metrics_served"),
     [
-        ("OTEL_EXPORTER_PROMETHEUS_PORT", "99999", "'99999' is outside 1..65535; the Prometheus endpoint is disabled",
-         False),
-        ("GATEWAYZ_METRICS_DIR", "/etc/hostname/metrics", "is not a directory; using a fresh temporary directory",
-         True),
+        (
+            "OTEL_EXPORTER_PROMETHEUS_PORT",
+            "99999",
+            "'99999' is outside 1..65535; the Prometheus endpoint is disabled",
+            False,
+        ),
+        (
+            "GATEWAYZ_METRICS_DIR",
+            "/etc/hostname/metrics",
+            "is not a directory; using a fresh temporary directory",
+            True,
+        ),
         ("GATEWAYZ_SHUTDOWN_TIMEOUT", "nan", "'nan' is not a finite number; using 5 seconds", True),
         ("OTEL_TRACES_EXPORTER", "nonsense", "unknown exporter 'nonsense'", True),
         ("OTEL_TRACES_SAMPLER", "nonsense", "is not a known sampler", True),
     ],
 )
-def test_a_bad_value_disables_only_its_part(gateway_factory, sentry_recorder, variable, garbage, line,
-                                            metrics_served):
+def test_a_bad_value_disables_only_its_part(gateway_factory, sentry_recorder, variable, garbage, line, metrics_served):
     gateway = gateway_factory(env={"SENTRY_DSN": sentry_recorder.dsn, variable: garbage})
 
     _serves_with_error_ids(gateway, sentry_recorder)
@@ -75,10 +82,12 @@ def test_shutdown_flush_survives_a_garbage_timeout(gateway_factory, sentry_recor
     assert "Application shutdown failed" not in gateway.logs()
 
 
-def test_otel_config_file_configures_the_sdk_and_keeps_our_processors(gateway_factory, sentry_recorder,
-                                                                      otlp_recorder, tmp_path: Path):
+def test_otel_config_file_configures_the_sdk_and_keeps_our_processors(
+    gateway_factory, sentry_recorder, otlp_recorder, tmp_path: Path
+):
     config = tmp_path / "otel.yaml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         file_format: "1.0"
         resource:
           attributes:
@@ -90,7 +99,8 @@ def test_otel_config_file_configures_the_sdk_and_keeps_our_processors(gateway_fa
                 exporter:
                   otlp_http:
                     endpoint: {otlp_recorder.endpoint}/v1/traces
-        """))
+        """)
+    )
     gateway = gateway_factory(env={"SENTRY_DSN": sentry_recorder.dsn, "OTEL_CONFIG_FILE": str(config)})
 
     _serves_with_error_ids(gateway, sentry_recorder)

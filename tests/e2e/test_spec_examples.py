@@ -15,10 +15,22 @@ pytestmark = pytest.mark.e2e
 
 
 def test_spec_examples_against_a_sentry_endpoint(sentry_recorder, tmp_path):
-    env = {**base_env(), "SENTRY_DSN": sentry_recorder.dsn, "RELEASE_SHA": SHA, "APP_ENV": "production",
-           "OTEL_EXPORTER_PROMETHEUS_PORT": "0", "PYTHONPATH": str(REPO_ROOT)}
-    run = subprocess.run([sys.executable, str(REPO_ROOT / "tests/e2e/spec_examples_app.py")], env=env,
-                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    env = {
+        **base_env(),
+        "SENTRY_DSN": sentry_recorder.dsn,
+        "RELEASE_SHA": SHA,
+        "APP_ENV": "production",
+        "OTEL_EXPORTER_PROMETHEUS_PORT": "0",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    run = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tests/e2e/spec_examples_app.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     ids = json.loads(run.stdout)
     assert "Overriding of current TracerProvider is not allowed" not in run.stderr
@@ -28,11 +40,22 @@ def test_spec_examples_against_a_sentry_endpoint(sentry_recorder, tmp_path):
     manual = events[ids["manual"]]
     assert manual["release"] == f"gatewayz-api@{SHA}" and manual["environment"] == "production"
     assert manual["fingerprint"] == ["ProviderAPIError", "provider_error"]
-    assert manual["user"] == {"id": "user_123", "email": "user@example.com", "api_key_id": "7", "credits": 1000,
-                              "plan": "pro", "posthog_session_id": "ph-session-1"}
+    assert manual["user"] == {
+        "id": "user_123",
+        "email": "user@example.com",
+        "api_key_id": "7",
+        "credits": 1000,
+        "plan": "pro",
+        "posthog_session_id": "ph-session-1",
+    }
     tags = tags_of(manual)
     assert (tags["error_type"], tags["model"], tags["provider"], tags["user_impact"], tags["service"]) == (
-        "provider_timeout", "gpt-4", "openrouter", "low", "gatewayz-api")
+        "provider_timeout",
+        "gpt-4",
+        "openrouter",
+        "low",
+        "gatewayz-api",
+    )
     assert manual["contexts"]["error_context"] == {"provider": "openrouter", "model": "gpt-4"}
     assert manual["contexts"]["request"]["stream"] is True
     assert [c["message"] for c in crumbs_of(manual)] == ["Chat completion request started", "Rate limit check passed"]

@@ -199,4 +199,3 @@ class CollectorServer(Lifecycle):
     @property
     def health_url(self) -> str:
         return f"http://{LOOPBACK}:{self.health_port}/"
-

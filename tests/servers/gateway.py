@@ -94,7 +94,6 @@ class StubProvider(ProcessServer):
         return process.start(ready_url=f"{self.url}/health", ready_timeout=self.start_timeout)
 
 
-
 class Gateway(Lifecycle):
     """The instrumented gateway (and, unless ``provider_url`` is given, its stub provider).
 

@@ -47,15 +47,22 @@ def test_the_outermost_exception_decides():
 
 def test_user_rules_come_first():
     assert fingerprint_for(_exc("UpstreamTimeout", "t 1"), [("Timeout", "provider_error")]) == (
-        ("UpstreamTimeout", "provider_error"), "provider_error")
+        ("UpstreamTimeout", "provider_error"),
+        "provider_error",
+    )
 
 
 @pytest.mark.parametrize(
     ("route", "impact"),
     [
-        ("/v1/chat/completions", "high"), ("/v1/messages", "high"), ("/auth/login", "high"),
-        ("/api_keys", "high"), ("/users/me", "medium"), ("/payments", "medium"),
-        ("/v1/errors/{kind}", "low"), (None, "low"),
+        ("/v1/chat/completions", "high"),
+        ("/v1/messages", "high"),
+        ("/auth/login", "high"),
+        ("/api_keys", "high"),
+        ("/users/me", "medium"),
+        ("/payments", "medium"),
+        ("/v1/errors/{kind}", "low"),
+        (None, "low"),
     ],
 )
 def test_user_impact_follows_the_spec(route, impact):

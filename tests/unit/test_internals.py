@@ -20,8 +20,15 @@ def test_sdk_configurator_base_and_the_arguments_we_hand_it():
     assert issubclass(_configuration._OTelSDKConfigurator, _configuration._BaseConfigurator)
     assert "_configure" in vars(_configuration._OTelSDKConfigurator)
     accepted = set(inspect.signature(_configuration._initialize_components).parameters)
-    ours = {"resource_attributes", "sampler", "span_processors", "export_span_processor",
-            "log_record_processors", "exporter_args_map", "auto_instrumentation_version"}
+    ours = {
+        "resource_attributes",
+        "sampler",
+        "span_processors",
+        "export_span_processor",
+        "log_record_processors",
+        "exporter_args_map",
+        "auto_instrumentation_version",
+    }
     assert ours <= accepted, ours - accepted
 
 
@@ -85,10 +92,22 @@ def test_sentry_transport_response_hook_and_queue():
 
     assert list(inspect.signature(HttpTransport._handle_response).parameters)[1:] == ["response", "envelope"]
     assert "on_dropped_event" in vars(HttpTransport) or hasattr(HttpTransport, "on_dropped_event")
-    transport = HttpTransport({"dsn": "https://key@127.0.0.1:9/1", "transport_queue_size": 3,
-                               "http_proxy": None, "https_proxy": None, "ca_certs": None, "cert_file": None,
-                               "key_file": None, "proxy_headers": None, "keep_alive": False,
-                               "socket_options": None, "send_client_reports": False, "_experiments": {}})
+    transport = HttpTransport(
+        {
+            "dsn": "https://key@127.0.0.1:9/1",
+            "transport_queue_size": 3,
+            "http_proxy": None,
+            "https_proxy": None,
+            "ca_certs": None,
+            "cert_file": None,
+            "key_file": None,
+            "proxy_headers": None,
+            "keep_alive": False,
+            "socket_options": None,
+            "send_client_reports": False,
+            "_experiments": {},
+        }
+    )
     try:
         assert transport._worker._queue.qsize() == 0
     finally:

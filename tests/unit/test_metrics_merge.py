@@ -10,10 +10,11 @@ def family(name, kind, samples):
 
 
 def test_merge_sums_equal_series_and_keeps_dead_workers_counters_only():
-    live = [family("req", "counter", [["req_total", {"route": "/a"}, 3.0]]),
-            family("up", "gauge", [["up", {}, 1.0]])]
-    dead = [family("req", "counter", [["req_total", {"route": "/a"}, 2.0], ["req_total", {"route": "/b"}, 5.0]]),
-            family("up", "gauge", [["up", {}, 1.0]])]
+    live = [family("req", "counter", [["req_total", {"route": "/a"}, 3.0]]), family("up", "gauge", [["up", {}, 1.0]])]
+    dead = [
+        family("req", "counter", [["req_total", {"route": "/a"}, 2.0], ["req_total", {"route": "/b"}, 5.0]]),
+        family("up", "gauge", [["up", {}, 1.0]]),
+    ]
 
     merged = {m.name: m for m in merge([(True, live), (False, dead)])}
 

@@ -18,8 +18,10 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 def test_event_scrubbing_keeps_ids_and_redacts_everything_else():
     event = {
         "event_id": "1234567890123456",  # digits that look like a card number stay: an id
-        "contexts": {"trace": {"trace_id": TRACE_ID, "span_id": "00f067aa0ba902b7", "data": {"authorization": KEY}},
-                     "request": {"headers": {"Authorization": f"Bearer {KEY}"}}},
+        "contexts": {
+            "trace": {"trace_id": TRACE_ID, "span_id": "00f067aa0ba902b7", "data": {"authorization": KEY}},
+            "request": {"headers": {"Authorization": f"Bearer {KEY}"}},
+        },
         "exception": {"values": [{"value": f"provider said: invalid key {KEY}"}]},
         "extra": {"sys.argv": ["uvicorn", f"--key={KEY}"]},
         "release": "svc@abc",
@@ -42,20 +44,29 @@ def test_span_scrubbing_covers_name_attributes_events_links_and_status():
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with provider.get_tracer("t").start_as_current_span(f"GET /keys/{KEY}", attributes={
-        "http.request.header.authorization": ("Bearer x",), "url.full": f"https://h/x?api_key={KEY}",
-        "gen_ai.usage.input_tokens": 12,
-    }) as span:
+    with provider.get_tracer("t").start_as_current_span(
+        f"GET /keys/{KEY}",
+        attributes={
+            "http.request.header.authorization": ("Bearer x",),
+            "url.full": f"https://h/x?api_key={KEY}",
+            "gen_ai.usage.input_tokens": 12,
+        },
+    ) as span:
         span.add_event("provider error", {"exception.message": f"bad key {KEY}"})
         span.set_status(Status(StatusCode.ERROR, f"failed with {KEY}"))
     [original] = exporter.get_finished_spans()
 
     clean = scrub_span(original, Scrubber())
 
-    assert KEY not in repr((clean.name, dict(clean.attributes), [dict(e.attributes) for e in clean.events],
-                            clean.status.description))
+    assert KEY not in repr(
+        (clean.name, dict(clean.attributes), [dict(e.attributes) for e in clean.events], clean.status.description)
+    )
     assert clean.attributes["http.request.header.authorization"] == (MARKER,)
     assert clean.attributes["gen_ai.usage.input_tokens"] == 12
     assert clean.attributes["gatewayz.scrubbed.count"] >= 4
     assert (clean.context, clean.parent, clean.start_time, clean.end_time) == (
-        original.context, original.parent, original.start_time, original.end_time)
+        original.context,
+        original.parent,
+        original.start_time,
+        original.end_time,
+    )

@@ -9,8 +9,17 @@ KEY = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0"
 
 def test_key_names_redact_the_whole_value_and_keep_the_key():
     report = ScrubReport()
-    out = Scrubber().scrub({"Authorization": "Bearer abc.def", "cookie": "s=1", "password": "hunter2",
-                            "x-api-key": "k", "nested": {"client_secret": "z"}, "api_key_id": "5"}, report)
+    out = Scrubber().scrub(
+        {
+            "Authorization": "Bearer abc.def",
+            "cookie": "s=1",
+            "password": "hunter2",
+            "x-api-key": "k",
+            "nested": {"client_secret": "z"},
+            "api_key_id": "5",
+        },
+        report,
+    )
     assert out["Authorization"] == out["cookie"] == out["password"] == out["x-api-key"] == MARKER
     assert out["nested"]["client_secret"] == MARKER
     assert sorted(report.paths) == ["Authorization", "cookie", "nested.client_secret", "password", "x-api-key"]
@@ -23,8 +32,10 @@ def test_token_counters_are_not_secrets():
 
 
 def test_values_are_recognised_inside_text_without_echoing_them():
-    text = (f"call failed: Bearer {KEY} jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc "
-            "aws AKIAABCDEFGHIJKLMNOP card 4111 1111 1111 1111 password=hunter2")
+    text = (
+        f"call failed: Bearer {KEY} jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc "
+        "aws AKIAABCDEFGHIJKLMNOP card 4111 1111 1111 1111 password=hunter2"
+    )
     out = Scrubber().scrub_text(text)
     for secret in (KEY, "eyJhbGci", "AKIAABCDEFGHIJKLMNOP", "4111", "hunter2"):
         assert secret not in out
@@ -36,7 +47,9 @@ def test_values_are_recognised_inside_text_without_echoing_them():
 def test_urls_lose_userinfo_and_sensitive_query_values():
     url = "https://bob:pw@api.example.com/v1/x?api_key=abc&model=gpt-4&token=t0k&sig=s"
     out = Scrubber().scrub_text(url)
-    assert out == "https://[REDACTED]@api.example.com/v1/x?api_key=[REDACTED]&model=gpt-4&token=[REDACTED]&sig=[REDACTED]"
+    assert (
+        out == "https://[REDACTED]@api.example.com/v1/x?api_key=[REDACTED]&model=gpt-4&token=[REDACTED]&sig=[REDACTED]"
+    )
 
 
 def test_json_strings_are_parsed_and_scrubbed():

@@ -19,14 +19,27 @@ def finished_spans():
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
-    with tracer.start_as_current_span("POST /v1/chat/completions", kind=SpanKind.SERVER, attributes={
-        "http.request.method": "POST", "http.route": "/v1/chat/completions", "http.response.status_code": 502,
-        "user.id": "u1", "gatewayz.user.plan": "pro", "gen_ai.request.model": "gpt-4o-mini",
-    }):
-        with tracer.start_as_current_span("POST", kind=SpanKind.CLIENT, attributes={
-            "http.request.method": "POST", "url.full": "https://api.example.com/v1/chat?key=secret",
-            "http.response.status_code": 200,
-        }):
+    with tracer.start_as_current_span(
+        "POST /v1/chat/completions",
+        kind=SpanKind.SERVER,
+        attributes={
+            "http.request.method": "POST",
+            "http.route": "/v1/chat/completions",
+            "http.response.status_code": 502,
+            "user.id": "u1",
+            "gatewayz.user.plan": "pro",
+            "gen_ai.request.model": "gpt-4o-mini",
+        },
+    ):
+        with tracer.start_as_current_span(
+            "POST",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": "POST",
+                "url.full": "https://api.example.com/v1/chat?key=secret",
+                "http.response.status_code": 200,
+            },
+        ):
             pass
         with tracer.start_as_current_span("work") as work:
             work.set_status(Status(StatusCode.ERROR))
@@ -77,8 +90,13 @@ def test_event_enrichment_adds_request_context_and_the_spec_grouping():
 
     assert enriched is not None
     assert enriched["fingerprint"] == ["ProviderAPIError", "provider_error"]
-    assert enriched["tags"] == {"service": "svc", "model": "gpt-4", "provider": "openrouter",
-                                "error_type": "provider_error", "user_impact": "high"}
+    assert enriched["tags"] == {
+        "service": "svc",
+        "model": "gpt-4",
+        "provider": "openrouter",
+        "error_type": "provider_error",
+        "user_impact": "high",
+    }
     assert enriched["user"]["id"] == "u1" and "ip_address" in enriched["user"]
     assert enriched["contexts"]["request"]["endpoint"] == "/v1/chat/completions"
     assert [c["message"] for c in enriched["breadcrumbs"]["values"]] == ["early", "late"]  # by time

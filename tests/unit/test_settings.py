@@ -94,8 +94,19 @@ def test_every_setting_field_is_in_the_table_and_the_readme_matches():
 
 
 # Garbage of every kind a deployment has been seen to hold.
-GARBAGE = ("\x00garbage", "nan", "inf", "-1", "99999", "maybe", "(", "/etc/hostname/below-a-file",
-           "https://key@host:99999/1", "a=b=c,", "nonsense")
+GARBAGE = (
+    "\x00garbage",
+    "nan",
+    "inf",
+    "-1",
+    "99999",
+    "maybe",
+    "(",
+    "/etc/hostname/below-a-file",
+    "https://key@host:99999/1",
+    "a=b=c,",
+    "nonsense",
+)
 FREE_TEXT = {"release_sha", "service_name"}
 
 
@@ -153,8 +164,14 @@ def test_defaults_are_the_declared_ones():
 
 
 def test_good_values_of_the_standard_variables_pass():
-    settings = load_settings({"OTEL_TRACES_SAMPLER": "parentbased_always_on", "OTEL_EXPORTER_PROMETHEUS_PORT": "9100",
-                              "OTEL_TRACES_EXPORTER": "otlp_proto_http", "OTEL_LOGS_EXPORTER": "none"})
+    settings = load_settings(
+        {
+            "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+            "OTEL_EXPORTER_PROMETHEUS_PORT": "9100",
+            "OTEL_TRACES_EXPORTER": "otlp_proto_http",
+            "OTEL_LOGS_EXPORTER": "none",
+        }
+    )
     assert settings.problems == ()
     assert (settings.traces_sampler, settings.prometheus_port) == ("parentbased_always_on", 9100)
     assert (settings.traces_exporters, settings.logs_exporters) == (("otlp_proto_http",), ())
