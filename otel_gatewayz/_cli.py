@@ -83,6 +83,9 @@ def doctor(env: Mapping[str, str], out: TextIO) -> int:
         print("WARNING: no release SHA: set RELEASE_SHA (or VERCEL_GIT_COMMIT_SHA / RAILWAY_GIT_COMMIT_SHA)", file=out)
     if settings.sentry_enabled and settings.sentry_dsn:
         ok = _send_test_message(settings, out) and ok
+    elif settings.sentry_enabled:
+        where = settings.spotlight if isinstance(settings.spotlight, str) else "its default URL"
+        print(f"Sentry sends to Spotlight only ({where}); set SENTRY_DSN to send errors to Sentry", file=out)
     elif not settings.problems:
         print("Sentry is not configured: set SENTRY_DSN to send errors", file=out)
     print("OK" if ok else "FAILED", file=out)

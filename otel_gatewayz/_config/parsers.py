@@ -125,6 +125,16 @@ def parse_text(raw: str) -> str:
     return raw.strip()
 
 
+def parse_release(raw: str) -> str:
+    """A release (or SHA) Sentry accepts: no whitespace or control characters, no slashes, <= 200 chars."""
+    value = raw.strip()
+    if value in (".", "..") or len(value) > 200 or re.search(r"[\s/\\\x00-\x1f\x7f]", value):
+        raise SettingError(
+            f"{raw!r} is not a valid release (no whitespace, slashes or control characters, at most 200 characters)"
+        )
+    return value
+
+
 def parse_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
@@ -181,6 +191,19 @@ def parse_sampler(raw: str) -> str:
     return value
 
 
+def parse_propagators(raw: str) -> tuple[str, ...]:
+    names = parse_list(raw)
+    if any(name.lower() == "none" for name in names):
+        return ()
+    known = {ep.name for ep in entry_points(group="opentelemetry_propagator")}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SettingError(
+            f"unknown propagator {', '.join(map(repr, unknown))} (installed: {', '.join(sorted(known))})"
+        )
+    return names
+
+
 def exporter_parser(signal: str) -> Callable[[str], tuple[str, ...]]:
     """A parser for ``OTEL_<SIGNAL>_EXPORTER``: known entry-point names only."""
 
@@ -191,8 +214,9 @@ def exporter_parser(signal: str) -> Callable[[str], tuple[str, ...]]:
         known = {ep.name for ep in entry_points(group=f"opentelemetry_{signal}_exporter")}
         unknown = [name for name in names if name not in known]
         if unknown:
+            hint = " (gRPC export needs `pip install 'otel-gatewayz[grpc]'`)" if "otlp_proto_grpc" in unknown else ""
             raise SettingError(
-                f"unknown exporter {', '.join(map(repr, unknown))} (installed: {', '.join(sorted(known))})",
+                f"unknown exporter {', '.join(map(repr, unknown))} (installed: {', '.join(sorted(known))}){hint}",
                 fallback=tuple(name for name in names if name in known),
             )
         return names

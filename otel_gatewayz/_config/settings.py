@@ -22,8 +22,10 @@ from .parsers import (
     parse_host,
     parse_impact_rules,
     parse_port,
+    parse_propagators,
     parse_rate,
     parse_regexes,
+    parse_release,
     parse_rules,
     parse_sampler,
     parse_spotlight,
@@ -128,13 +130,14 @@ class Settings:
     """Resolved settings; build with :func:`load_settings`."""
 
     environment: str = setting(
-        sources=("resource:deployment.environment.name", "APP_ENV"),
+        sources=("resource:deployment.environment.name", "APP_ENV", "SENTRY_ENVIRONMENT"),
         parse=parse_environment,
         type="development | staging | production",
         default="development",
         on_error="using development",
-        meaning="`deployment.environment.name` and the Sentry environment (`deployment.environment.name` in "
-        "`OTEL_RESOURCE_ATTRIBUTES` wins); picks the per-environment defaults.",
+        meaning="`deployment.environment.name` and the Sentry environment: `deployment.environment.name` in "
+        "`OTEL_RESOURCE_ATTRIBUTES` wins, then `APP_ENV`, then sentry-sdk's `SENTRY_ENVIRONMENT`; picks the "
+        "per-environment defaults.",
     )
     sentry_dsn: str | None = setting(
         sources=("SENTRY_DSN",),
@@ -181,15 +184,25 @@ class Settings:
         meaning="Share of processes that run Sentry's continuous profiler (a per-process decision).",
     )
     release_sha: str = setting(
-        sources=("RELEASE_SHA", "VERCEL_GIT_COMMIT_SHA", "RAILWAY_GIT_COMMIT_SHA"),
-        parse=parse_text,
+        sources=("resource:service.version", "RELEASE_SHA", "VERCEL_GIT_COMMIT_SHA", "RAILWAY_GIT_COMMIT_SHA"),
+        parse=parse_release,
         type="str",
         default="unknown",
         derive=_release_from_git,
-        default_doc="`git rev-parse HEAD` in the working directory, else `unknown`",
+        default_doc="the version in `SENTRY_RELEASE`, else `git rev-parse HEAD` in the working directory, "
+        "else `unknown`",
         on_error="using `unknown`",
-        meaning="The release's git SHA, the first of these set: `service.version` and the Sentry release "
-        "`{service}@{sha}`.",
+        meaning="The release's git SHA, the first of these set (`service.version` in `OTEL_RESOURCE_ATTRIBUTES` "
+        "wins): `service.version` on every signal and the Sentry release `{service}@{sha}`.",
+    )
+    sentry_release: str | None = setting(
+        sources=("SENTRY_RELEASE",),
+        parse=parse_release,
+        type="str",
+        default_doc="`{service}@{sha}`",
+        on_error="using `{service}@{sha}`",
+        meaning="sentry-sdk's own variable: the Sentry release id verbatim. Without a SHA variable, its part "
+        "after the last `@` is the SHA.",
     )
     service_name: str = setting(
         sources=("OTEL_SERVICE_NAME", "resource:service.name", "SERVICE_NAME"),
@@ -337,14 +350,33 @@ class Settings:
         on_error="the unknown names are left out",
         meaning="The SDK's log exporters, validated before the SDK sees them.",
     )
+    propagators: tuple[str, ...] | None = setting(
+        sources=("OTEL_PROPAGATORS",),
+        parse=parse_propagators,
+        type="propagator names",
+        default_doc="ours: `sentry,tracecontext,baggage`",
+        on_error="using ours",
+        meaning="The SDK's propagator list (`tracecontext`, `baggage`, `b3`, `b3multi`, our `sentry`, `none`); "
+        "outgoing headers stay behind `GATEWAYZ_TRACE_PROPAGATION_TARGETS` whatever the list. An unknown name "
+        "stops `opentelemetry-instrument` itself before any distro loads.",
+    )
+    log_correlation: bool = setting(
+        sources=("GATEWAYZ_LOG_CORRELATION",),
+        parse=parse_bool,
+        type="bool",
+        default=True,
+        on_error="log lines are left as they are",
+        meaning="Append `trace_id=` to uvicorn's access lines and `trace_id=` / `sentry_event_id=` to the line "
+        "logging an unhandled error.",
+    )
     # Derived while loading, not read from a variable of their own.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     problems: tuple[Problem, ...] = field(default=(), compare=False)
 
     @property
     def release(self) -> str:
-        """The Sentry release id, as the spec writes it."""
-        return f"{self.service_name}@{self.release_sha}"
+        """The Sentry release id, as the spec writes it (``SENTRY_RELEASE`` verbatim when set)."""
+        return self.sentry_release or f"{self.service_name}@{self.release_sha}"
 
     @property
     def release_source(self) -> str:
@@ -417,6 +449,9 @@ def load_settings(env: Mapping[str, str], cwd: str | None = None) -> Settings:
         values[decl.field], source = _resolve(decl, env, resource, environment, cwd, problems)
         if source is not None:
             sources[decl.field] = source
+    if "release_sha" not in sources and values["sentry_release"]:
+        values["release_sha"] = values["sentry_release"].rsplit("@", 1)[-1]
+        sources["release_sha"] = "SENTRY_RELEASE"
     values["sentry_enabled"] = bool(values["sentry_enabled"]) and (
         values["sentry_dsn"] is not None or bool(values["spotlight"])
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from contextvars import ContextVar
+from importlib.metadata import entry_points
 
 from opentelemetry import trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -109,3 +110,31 @@ def build_propagator(targets: Iterable[str]) -> TargetGatedPropagator:
     """Sentry first so that a ``traceparent``, extracted after it, wins when both are sent."""
     inner = CompositePropagator([SentryTracePropagator(), TraceContextTextMapPropagator(), W3CBaggagePropagator()])
     return TargetGatedPropagator(inner, targets)
+
+
+class NoPropagation(TextMapPropagator):
+    """``OTEL_PROPAGATORS=none``: continue nothing, send nothing.
+
+    Not an empty ``CompositePropagator``: its ``extract`` returns ``None`` for a ``None`` context,
+    which the ASGI instrumentation then attaches as the current context, breaking the request.
+    """
+
+    def extract(
+        self, carrier: CarrierT, context: Context | None = None, getter: Getter[CarrierT] = default_getter
+    ) -> Context:
+        return get_current() if context is None else context
+
+    def inject(
+        self, carrier: CarrierT, context: Context | None = None, setter: Setter[CarrierT] = default_setter
+    ) -> None:
+        return None
+
+    @property
+    def fields(self) -> set[str]:
+        return set()
+
+
+def named_propagator(names: Iterable[str], targets: Iterable[str]) -> TargetGatedPropagator:
+    """``OTEL_PROPAGATORS``'s list (names validated by the settings), still behind the host gate."""
+    loaded = [next(iter(entry_points(group="opentelemetry_propagator", name=name))).load()() for name in names]
+    return TargetGatedPropagator(CompositePropagator(loaded) if loaded else NoPropagation(), targets)

@@ -24,6 +24,7 @@ from .._safety.log import contained, log_once
 from .grouping import UNMATCHED_ROUTE, ErrorGrouper, ErrorGrouping, route_of
 
 _CAPTURED_ATTR = "__otel_gatewayz_event_id__"
+_TRACE_ATTR = "__otel_gatewayz_trace_id__"
 # True while the recorder itself hands an exception to Sentry.
 _capturing: ContextVar[bool] = ContextVar("otel_gatewayz_capturing", default=False)
 
@@ -41,6 +42,11 @@ def already_recorded(exc: BaseException) -> bool:
 def _mark(exc: BaseException, event_id: str) -> None:
     with contextlib.suppress(AttributeError, TypeError):
         setattr(exc, _CAPTURED_ATTR, event_id)
+
+
+def recorded_ids(exc: BaseException) -> tuple[str | None, str | None]:
+    """``(trace_id, sentry_event_id)`` the recorder left on ``exc`` (for the log line reporting it)."""
+    return getattr(exc, _TRACE_ATTR, None), getattr(exc, _CAPTURED_ATTR, None) or None
 
 
 class ErrorRecorder:
@@ -79,6 +85,10 @@ class ErrorRecorder:
         state = current_state()
         event_id: str | None = None
         _mark(exc, "")
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            with contextlib.suppress(AttributeError, TypeError):
+                setattr(exc, _TRACE_ATTR, trace.format_trace_id(span_context.trace_id))
         with contained("error recording"):
             grouping = self.grouper.group(exc, state)
             with contained("error span annotation"):  # OTel's record_exception calls str(exc)

@@ -11,7 +11,7 @@ line naming it; the exception handler and the rest keep working.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 from opentelemetry import trace
@@ -22,9 +22,10 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from .._config.resource import renew_instance_id_after_fork, resource_attributes
 from .._config.settings import Settings, load_settings
 from .._context.processor import ContextSpanProcessor
-from .._context.propagation import build_propagator
+from .._context.propagation import build_propagator, named_propagator
 from .._context.sampling import GatewayzSampler
 from .._errors.handlers import patch_starlette
+from .._errors.log_correlation import install_log_correlation
 from .._export.spans import scrubbed_batch_processor_factory
 from .._metrics.prometheus import GatewayzPrometheusReader, PrometheusOptions
 from .._privacy.logs import ScrubbingLogProcessor, install_log_record_factory
@@ -60,14 +61,16 @@ def _validated_exporters(settings: Settings, env: MutableMapping[str, str]) -> N
             env[variable] = ",".join(getattr(settings, field)) or "none"
 
 
-def _sdk_arguments(parts: Parts, sentry_active: bool, auto_instrumentation_version: str | None) -> dict[str, Any]:
+def _sdk_arguments(
+    parts: Parts, sentry_active: bool, auto_instrumentation_version: str | None, env: Mapping[str, str]
+) -> dict[str, Any]:
     settings = parts.settings
     drops = parts.instruments.drops
     processors: list[SpanProcessor] = [ContextSpanProcessor()]
     if sentry_active:
         processors.append(SentryTransactionProcessor(settings.service_name, settings.shutdown_timeout, drops))
     arguments: dict[str, Any] = {
-        "resource_attributes": resource_attributes(settings),
+        "resource_attributes": resource_attributes(settings, env),
         "sampler": None if settings.traces_sampler else GatewayzSampler(settings.traces_sample_rate),
         "span_processors": [ContainedSpanProcessor(processor) for processor in processors],
         "export_span_processor": scrubbed_batch_processor_factory(parts.scrubber, drops, settings.shutdown_timeout),
@@ -122,6 +125,8 @@ def build(
         logger.error("%s", problem)
     parts = Parts.build(settings)
     install_log_record_factory(parts.scrubber)
+    if settings.log_correlation:
+        install_log_correlation()
     sentry_active = False
     with contained("Sentry start-up"):
         sentry_active = _start_sentry(parts)
@@ -129,12 +134,16 @@ def build(
     install(runtime)
 
     _validated_exporters(settings, env)
-    _configure_sdk(sdk_configure, _sdk_arguments(parts, sentry_active, auto_instrumentation_version), env)
+    _configure_sdk(sdk_configure, _sdk_arguments(parts, sentry_active, auto_instrumentation_version, env), env)
     with contained("instance id after fork"):
         provider = trace.get_tracer_provider()
         if isinstance(provider, TracerProvider):
-            renew_instance_id_after_fork(provider.resource)
-    set_global_textmap(build_propagator(settings.propagation_targets))
+            renew_instance_id_after_fork(provider.resource, env)
+    set_global_textmap(
+        build_propagator(settings.propagation_targets)
+        if settings.propagators is None
+        else named_propagator(settings.propagators, settings.propagation_targets)
+    )
     patch_starlette(runtime.recorder, runtime.flush)
     logger.info(
         "otel_gatewayz: service=%s release=%s environment=%s traces_sample_rate=%s sentry=%s",

@@ -7,20 +7,26 @@ from collections.abc import Mapping, MutableMapping
 EXCLUDED_URLS = r"/(health|healthz|metrics)/?(\?.*)?$"
 
 
+def _otlp_exporter(env: Mapping[str, str], signal: str) -> str | None:
+    """The OTLP exporter name for ``signal`` when an endpoint is set, by the protocol asked for."""
+    if not (env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")):
+        return None  # no collector configured: no OTLP exporter, so no retry noise
+    protocol = env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
+    return "otlp_proto_grpc" if protocol.strip().lower() == "grpc" else "otlp_proto_http"
+
+
 def environment_defaults(env: Mapping[str, str]) -> dict[str, str]:
     """Defaults for standard ``OTEL_*`` variables; the caller only sets what is unset."""
-    otlp = bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-    otlp_metrics = bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
-    otlp_logs = bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"))
+    traces, metrics, logs = (_otlp_exporter(env, signal) for signal in ("TRACES", "METRICS", "LOGS"))
+    # Our health/metrics exclusions add to the user's general list instead of shadowing it.
+    general_excluded = env.get("OTEL_PYTHON_EXCLUDED_URLS", "").strip()
     return {
         "OTEL_SEMCONV_STABILITY_OPT_IN": "http",
-        # No collector configured: no OTLP exporter, so no retry noise.
-        "OTEL_TRACES_EXPORTER": "otlp_proto_http" if otlp else "none",
-        "OTEL_METRICS_EXPORTER": "gatewayz_prometheus" + (",otlp_proto_http" if otlp_metrics else ""),
-        "OTEL_LOGS_EXPORTER": "otlp_proto_http" if otlp_logs else "none",
+        "OTEL_TRACES_EXPORTER": traces or "none",
+        "OTEL_METRICS_EXPORTER": "gatewayz_prometheus" + (f",{metrics}" if metrics else ""),
+        "OTEL_LOGS_EXPORTER": logs or "none",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS": EXCLUDED_URLS,
-        "OTEL_PYTHON_HTTPX_EXCLUDED_URLS": "",
+        "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS": ",".join(filter(None, (EXCLUDED_URLS, general_excluded))),
         "OTEL_EXPORTER_PROMETHEUS_PORT": "9464",
     }
 

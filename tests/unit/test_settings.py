@@ -89,7 +89,8 @@ def test_every_setting_field_is_in_the_table_and_the_readme_matches():
     assert {s.field for s in SETTINGS} == fields
     readme = README.read_text()
     assert settings_table_markdown() in readme
-    documented = set(re.findall(r"^\| `([A-Z_]+)`", readme, flags=re.MULTILINE))
+    configuration = readme.split("## Configuration", 1)[1].split("### Standard variables", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Z_]+)`", configuration, flags=re.MULTILINE))
     assert documented == {s.env[0] for s in SETTINGS}
 
 
@@ -107,7 +108,7 @@ GARBAGE = (
     "a=b=c,",
     "nonsense",
 )
-FREE_TEXT = {"release_sha", "service_name"}
+FREE_TEXT = {"service_name"}
 
 
 @pytest.mark.parametrize("decl", SETTINGS, ids=lambda decl: decl.field)
@@ -175,3 +176,32 @@ def test_good_values_of_the_standard_variables_pass():
     assert settings.problems == ()
     assert (settings.traces_sampler, settings.prometheus_port) == ("parentbased_always_on", 9100)
     assert (settings.traces_exporters, settings.logs_exporters) == (("otlp_proto_http",), ())
+
+
+def test_sentry_variables_and_the_users_resource_follow_the_documented_precedence():
+    sentry_only = load_settings({"SENTRY_RELEASE": "checkout@abc123", "SENTRY_ENVIRONMENT": "staging"}, cwd="/")
+    assert (sentry_only.release, sentry_only.release_sha, sentry_only.release_source) == (
+        "checkout@abc123",
+        "abc123",
+        "SENTRY_RELEASE",
+    )
+    assert sentry_only.environment == "staging"
+    both = load_settings(
+        {
+            "SENTRY_RELEASE": "checkout@abc123",
+            "RELEASE_SHA": "def456",
+            "APP_ENV": "production",
+            "SENTRY_ENVIRONMENT": "staging",
+        }
+    )
+    assert (both.release, both.release_sha, both.environment) == ("checkout@abc123", "def456", "production")
+    resource = load_settings({"RELEASE_SHA": "def456", "OTEL_RESOURCE_ATTRIBUTES": "service.version=1.2.3"})
+    assert (resource.release_sha, resource.release) == ("1.2.3", "gatewayz-api@1.2.3")
+
+
+def test_propagator_names_are_validated():
+    assert load_settings({}).propagators is None
+    assert load_settings({"OTEL_PROPAGATORS": "tracecontext,sentry"}).propagators == ("tracecontext", "sentry")
+    assert load_settings({"OTEL_PROPAGATORS": "none"}).propagators == ()
+    bad = load_settings({"OTEL_PROPAGATORS": "tracecontext,nonsense"})
+    assert bad.propagators is None and "unknown propagator 'nonsense'" in str(bad.problems[0])
