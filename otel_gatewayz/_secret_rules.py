@@ -1,0 +1,258 @@
+"""The value rule set the scrubber recognises secrets by: detect-secrets' plugins plus a supplement.
+
+Why detect-secrets (Yelp, PyPI ``detect-secrets``): it is the secret scanner Python projects
+already run in pre-commit and CI, its formats are maintained upstream (AWS, Stripe, GitHub,
+GitLab, Slack, JWT, private keys, Twilio, SendGrid, Azure storage, OpenAI, PyPI, npm, ...),
+and every regex-based plugin exposes them as data: a ``denylist`` of compiled regexes on the
+plugin class, plus the charsets and limits of its Base64/Hex high-entropy plugins. We read them
+from the *installed* package when a Scrubber is built, so ``pip install -U detect-secrets``
+updates the formats without a release of ours. (gitleaks' rule set is larger, but it is Go/RE2
+data shipped with a Go binary; a vendored copy would be a home list again, only older.)
+
+Their regexes are written for ``findall`` over source lines; the scrubber adapts them for
+redaction inside any string (see ``Scrubber``): when a rule's own group holds the secret after
+some context (``aws_key = "..."``) only that group is replaced, otherwise the whole match with
+its separators trimmed; and the replacement runs on to the end of the token, since several
+patterns match only a fixed-length head of keys that are longer today (Stripe, JWT signatures).
+
+``SUPPLEMENT`` is ours, small and marked: formats detect-secrets lacks that an LLM gateway
+meets (Anthropic/OpenAI-style ``sk-`` keys, Groq, Hugging Face, fine-grained GitHub tokens,
+Google keys, Stripe test and webhook keys, whole PEM blocks, ``Bearer`` values, ...).
+
+Each rule carries *literals*: lower-case strings one of which must occur in the lower-cased
+text before its regex runs (most telemetry strings are short and clean, so this is what keeps
+scrubbing cheap). Literals for detect-secrets' rules are listed here by rule name; a rule we
+have no entry for (a plugin added upstream) gets the literal prefix of its pattern if it has
+one, else it runs on every text: slower, never blind.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import math
+import pkgutil
+import re
+import string
+from dataclasses import dataclass
+
+__all__ = ["SUPPLEMENT", "EntropyCheck", "Rule", "entropy_check", "load_rules"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One value format: ``name`` (``detect-secrets:<Plugin>[i]`` or ``supplement:<name>``).
+
+    ``literals``: groups of lower-case strings; each group needs one member in the lower-cased
+    text for the regex to be worth running (an empty tuple: always run).
+    """
+
+    name: str
+    pattern: re.Pattern[str]
+    literals: tuple[tuple[str, ...], ...]
+
+
+def _rule(name: str, pattern: str, *literals: str, flags: int = 0) -> Rule:
+    return Rule(f"supplement:{name}", re.compile(pattern, flags), (tuple(literals),) if literals else ())
+
+
+# Our supplement: formats detect-secrets 1.5 does not know, or knows only at one length.
+SUPPLEMENT: tuple[Rule, ...] = (
+    # Whole PEM / PGP / OpenSSH private-key blocks, one line or many, raw or with escaped
+    # newlines; a block cut off before its END line is redacted to the end of its base64 body.
+    _rule(
+        "pem_private_key",
+        r"(?:-{5})?BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?(?:-{5})?"
+        r"(?:[\s\S]{0,16384}?(?:-{5})?END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?(?:-{5})?|[A-Za-z0-9+/=\s\\:,.-]*)",
+        "begin",
+    ),
+    # sk-/pk-/rk- keys: OpenAI (sk-proj-, sk-svcacct-, sk-admin-), Anthropic (sk-ant-api03-,
+    # sk-ant-admin01-), OpenRouter (sk-or-v1-), DeepSeek, Moonshot and most OpenAI-compatible APIs.
+    _rule("sk_dash_key", r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}", "sk-", "pk-", "rk-"),
+    _rule("groq_key", r"\bgsk_[A-Za-z0-9]{20,}", "gsk_"),
+    _rule("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}", "hf_"),
+    _rule("replicate_token", r"\br8_[A-Za-z0-9]{30,}", "r8_"),
+    _rule("xai_key", r"\bxai-[A-Za-z0-9]{30,}", "xai-"),
+    _rule("perplexity_key", r"\bpplx-[A-Za-z0-9]{30,}", "pplx-"),
+    _rule("github_fine_grained_pat", r"\bgithub_pat_[A-Za-z0-9_]{22,}", "github_pat_"),
+    _rule("github_token", r"\bgh[pousr]_[A-Za-z0-9]{20,}", "ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    _rule("stripe_key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}", "k_live_", "k_test_"),
+    _rule("stripe_webhook_secret", r"\bwhsec_[A-Za-z0-9+/=]{24,}", "whsec_"),
+    _rule("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}", "aiza"),
+    _rule("google_oauth_token", r"\bya29\.[0-9A-Za-z_-]{20,}", "ya29."),
+    _rule("slack_token", r"\bxox[abeoprs]-[A-Za-z0-9-]{10,}", "xox"),
+    _rule("slack_app_token", r"\bxapp-\d-[A-Za-z0-9-]{10,}", "xapp-"),
+    _rule("npm_token", r"\bnpm_[A-Za-z0-9]{36}", "npm_"),
+    _rule("sentry_token", r"\bsntr[ysu]_[A-Za-z0-9_+/=]{20,}", "sntr"),
+    _rule("digitalocean_token", r"\bdo[opr]_v1_[a-f0-9]{64}", "_v1_"),
+    # A credential after an auth scheme: "Bearer <token>", "Basic <b64>"; after the word "token"
+    # only a value with a digit or symbol ("token required" is English, not a secret).
+    _rule(
+        "auth_scheme_value",
+        r"\b(?i:bearer|basic)\s+([A-Za-z0-9._~+/=-]{8,})|\b(?i:token)\s+((?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,})",
+        "bearer",
+        "basic",
+        "token",
+    ),
+)
+
+# Lower-case literals for detect-secrets' rules, by ``<Plugin>[index in its denylist]``; more
+# than one group means each group needs a member (``cl`` and one of the key words).
+_DS_LITERALS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "ArtifactoryDetector[0]": (("akc",),),
+    "ArtifactoryDetector[1]": (("ap",),),
+    "AWSKeyDetector[0]": (("a3t", "abia", "acca", "akia", "asia"),),
+    "AWSKeyDetector[1]": (("aws",),),
+    "AzureStorageKeyDetector[0]": (("accountkey=",),),
+    "BasicAuthDetector[0]": (("://",),),
+    "CloudantDetector[0]": (("cl",), ("key", "pw", "pass", "token")),
+    "CloudantDetector[1]": (("cl",), ("key", "pw", "pass", "token")),
+    "CloudantDetector[2]": (("cloudant.com",),),
+    "CloudantDetector[3]": (("cloudant.com",),),
+    "GitHubTokenDetector[0]": (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),),
+    "GitLabTokenDetector[0]": (("glpat-", "gldt-", "glft-", "glsoat-", "glrt-"),),
+    "GitLabTokenDetector[1]": (("gr1348941",),),
+    "GitLabTokenDetector[2]": (("glcbt-",),),
+    "GitLabTokenDetector[3]": (("glimt-",),),
+    "GitLabTokenDetector[4]": (("glptt-",),),
+    "GitLabTokenDetector[5]": (("glagent-",),),
+    "GitLabTokenDetector[6]": (("gloas-",),),
+    "IbmCloudIamDetector[0]": (("key", "pwd", "pass", "token"),),
+    "IbmCosHmacDetector[0]": (("secret",),),
+    "JwtTokenDetector[0]": (("eyj",),),
+    "MailchimpDetector[0]": (("-us",),),
+    "NpmDetector[0]": (("_authtoken",),),
+    "OpenAIDetector[0]": (("t3blbkfj",),),
+    "PrivateKeyDetector[0]": (("begin dsa private key",),),
+    "PrivateKeyDetector[1]": (("begin ec private key",),),
+    "PrivateKeyDetector[2]": (("begin openssh private key",),),
+    "PrivateKeyDetector[3]": (("begin pgp private key block",),),
+    "PrivateKeyDetector[4]": (("begin private key",),),
+    "PrivateKeyDetector[5]": (("begin rsa private key",),),
+    "PrivateKeyDetector[6]": (("begin ssh2 encrypted private key",),),
+    "PrivateKeyDetector[7]": (("putty-user-key-file-2",),),
+    "PypiTokenDetector[0]": (("pypi-",),),
+    "PypiTokenDetector[1]": (("pypi-",),),
+    "SendGridDetector[0]": (("sg.",),),
+    "SlackDetector[0]": (("xox",),),
+    "SlackDetector[1]": (("hooks.slack.com",),),
+    "SoftlayerDetector[0]": (("softlayer", "sl"), ("key", "pwd", "pass", "token")),
+    "SoftlayerDetector[1]": (("softlayer.com",),),
+    "SquareOAuthDetector[0]": (("sq0csp-",),),
+    "StripeDetector[0]": (("k_live_",),),
+    "TelegramBotTokenDetector[0]": ((":",),),
+    "TwilioKeyDetector[0]": (("ac",),),
+    "TwilioKeyDetector[1]": (("sk",),),
+    # DiscordBotTokenDetector[0] has no literal: it runs on every text.
+}
+
+# Plugins whose findings are not secrets, or that our key-name logic replaces.
+EXCLUDED_PLUGINS = {
+    "IPPublicDetector": "an IP address is not a secret (client.address must stay)",
+    "KeywordDetector": "secret-looking key names are judged by the scrubber's key tokens",
+}
+
+_LITERAL_HEAD = re.compile(r"[A-Za-z0-9_:=]{3,}")
+
+
+def _literals_for(name: str, pattern: re.Pattern[str]) -> tuple[tuple[str, ...], ...]:
+    known = _DS_LITERALS.get(name)
+    if known is not None:
+        return known
+    head = _LITERAL_HEAD.match(pattern.pattern)
+    if head and not re.search(r"[A-Za-z0-9_:=][*?{+]", pattern.pattern[: head.end() + 1]):
+        return ((head.group(0).lower(),),)
+    return ()
+
+
+def detect_secrets_rules() -> tuple[Rule, ...]:
+    """Every regex of every regex-based detect-secrets plugin installed, in plugin order."""
+    import detect_secrets.plugins as plugins
+    from detect_secrets.plugins.base import RegexBasedDetector
+
+    rules: list[Rule] = []
+    for info in sorted(pkgutil.iter_modules(plugins.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{plugins.__name__}.{info.name}")
+        for cls_name, cls in inspect.getmembers(module, inspect.isclass):
+            if (
+                cls.__module__ != module.__name__
+                or not issubclass(cls, RegexBasedDetector)
+                or inspect.isabstract(cls)
+                or cls_name in EXCLUDED_PLUGINS
+            ):
+                continue
+            for i, regex in enumerate(getattr(cls, "denylist", ())):
+                compiled = regex if isinstance(regex, re.Pattern) else re.compile(str(regex))
+                name = f"{cls_name}[{i}]"
+                rules.append(Rule(f"detect-secrets:{name}", compiled, _literals_for(name, compiled)))
+    return tuple(rules)
+
+
+_loaded: tuple[tuple[Rule, ...], str] | None = None
+
+
+def load_rules() -> tuple[tuple[Rule, ...], str]:
+    """``(rules, source)``: the supplement first, then detect-secrets' rules (loaded once).
+
+    Without a working detect-secrets the supplement alone is used and an error says so:
+    scrubbing goes on, with fewer formats.
+    """
+    global _loaded
+    if _loaded is None:
+        try:
+            from importlib.metadata import version
+
+            found, source = detect_secrets_rules(), f"detect-secrets {version('detect-secrets')} + supplement"
+        except Exception:  # a broken install must not stop scrubbing
+            logger.exception("otel_gatewayz: detect-secrets rules could not be loaded; using the supplement only")
+            found, source = (), "supplement only (detect-secrets missing)"
+        _loaded = ((*SUPPLEMENT, *found), source)
+    return _loaded
+
+
+@dataclass(frozen=True)
+class EntropyCheck:
+    """detect-secrets' high-entropy test (its charsets and limits), for values with no known format.
+
+    Their limits are tuned for long strings; a short random value cannot reach them (16
+    characters have at most 4 bits each), so the limit is capped at 85% of the maximum a
+    string of that length can reach.
+    """
+
+    base64_charset: frozenset[str]
+    base64_limit: float
+    hex_limit: float
+    min_length: int = 16
+
+    def is_high_entropy(self, value: str) -> bool:
+        if len(value) < self.min_length or len(value) > 4096 or not any(ch.isdigit() for ch in value):
+            return False
+        if all(ch in string.hexdigits for ch in value):
+            if value.isdigit():
+                return False
+            return _shannon(value) > min(self.hex_limit, 0.85 * math.log2(min(len(value), 16)))
+        if all(ch in self.base64_charset for ch in value) and any(ch.isalpha() for ch in value):
+            return _shannon(value) > min(self.base64_limit, 0.85 * math.log2(len(value)))
+        return False
+
+
+def _shannon(value: str) -> float:
+    counts: dict[str, int] = {}
+    for ch in value:
+        counts[ch] = counts.get(ch, 0) + 1
+    size = len(value)
+    return -sum(n / size * math.log2(n / size) for n in counts.values())
+
+
+def entropy_check() -> EntropyCheck:
+    """The check with detect-secrets' charset and limits (their defaults 4.5 / 3.0 without it)."""
+    try:
+        from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString, HexHighEntropyString
+
+        b64, hexa = Base64HighEntropyString(), HexHighEntropyString()
+        return EntropyCheck(frozenset(b64.charset), float(b64.entropy_limit), float(hexa.entropy_limit))
+    except Exception:  # noqa: BLE001 - see load_rules
+        return EntropyCheck(frozenset(string.ascii_letters + string.digits + "+/-_="), 4.5, 3.0)
