@@ -65,10 +65,11 @@ _AMBIGUOUS = _words(
     "pin api"
 )
 # Lower-case fragments one of which every secret or ambiguous key contains (the text gate).
+# Ambiguous tokens common in ordinary text (``client``, ``api``, ``code``) are left out: in text
+# only the rarer ones mark a key worth an entropy check (mappings judge every key).
 _KEY_WORDS = _words(
-    "pass pwd secret token cred cookie auth jwt bearer csrf xsrf dsn key sig session conn sas openai "
-    "anthropic groq hf stripe aws azure gcp github gitlab slack twilio sendgrid sentry code nonce salt "
-    "hmac license private client refresh login otp pin api"
+    "pass pwd secret token cred cookie auth jwt bearer csrf xsrf dsn key sig session sas openai "
+    "anthropic groq stripe aws azure gcp github gitlab slack twilio sendgrid hmac nonce salt otp"
 )
 _KEY_TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
@@ -101,6 +102,7 @@ _B64_HEADS = (
     "{'",
 )
 _B64_RUN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
+_KEY_REST = re.compile(r"[A-Za-z0-9_.-]*")
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _TAIL = r"(?P<_ogz_tail>[A-Za-z0-9_\-]*)"
 
@@ -213,7 +215,7 @@ class Scrubber:
         # its prefixes trigger, since the trie reports the longest literal at each position.
         actions: dict[str, set[int]] = {}
         for i, rule in enumerate(rules):
-            for literal in rule.literals[0] if rule.literals else ():
+            for literal in rule.literals:
                 actions.setdefault(literal, set()).add(i)
         for word in sorted(_KEY_WORDS):
             actions.setdefault(word, set()).add(_PAIR)
@@ -278,10 +280,25 @@ class Scrubber:
 
     def scrub_text(self, text: str, report: ScrubReport | None = None, path: str = "") -> str:
         """Redact secrets inside free text, URLs included."""
-        out, hit = self._clean_cached(text) if len(text) <= _CACHE_MAX_TEXT else self._clean(text)
+        out, hit = self._clean_cached(text) if len(text) <= _CACHE_MAX_TEXT else self._clean_long(text)
         if hit and report is not None:
             report.add(path)
         return out
+
+    def _clean_long(self, text: str) -> tuple[str, bool]:
+        """A long text line by line, through the memo: tracebacks repeat their frames' lines.
+
+        Only private-key blocks span lines (no other rule, key or value crosses a newline), so a
+        text with one is cleaned whole.
+        """
+        if "\n" not in text or "BEGIN" in text or "PuTTY" in text:
+            return self._clean(text)
+        lines, hit = [], False
+        for line in text.split("\n"):
+            out, line_hit = self._clean_cached(line) if len(line) <= _CACHE_MAX_TEXT else self._clean(line)
+            lines.append(out)
+            hit = hit or line_hit
+        return ("\n".join(lines), True) if hit else (text, False)
 
     def _clean(self, text: str, depth: int = 0) -> tuple[str, bool]:
         if ("%" in text or "+" in text) and depth == 0:
@@ -312,10 +329,11 @@ class Scrubber:
         if url_hits and "@" in out:
             out, n = self._userinfo(out)
             hits += n
+        size = len(text)
         for i in sorted(triggered):
             compiled = self._compiled[i]
             rule = compiled.rule
-            if len(rule.literals) > 1 and not all(any(lit in lowered for lit in group) for group in rule.literals[1:]):
+            if size < rule.min_length or (rule.precheck is not None and rule.precheck.search(lowered) is None):
                 continue
             out, n = compiled.regex.subn(functools.partial(_redact_match, compiled), out)
             hits += n
@@ -337,14 +355,15 @@ class Scrubber:
         for pos in starts:
             if pos < seen_end:
                 continue
-            start, end = pos, pos
+            end = _KEY_REST.match(text, pos).end()  # type: ignore[union-attr]  # ``*`` always matches
+            seen_end = end
+            assign = _ASSIGN.match(text, end)
+            if assign is None and text[end : end + 1] not in (" ", "\t"):
+                continue  # the common case: a key word with no value after it
+            start = pos
             while start > 0 and text[start - 1] in _KEY_CHARS:
                 start -= 1
-            while end < len(text) and text[end] in _KEY_CHARS:
-                end += 1
-            seen_end = end
             key = text[start:end]
-            assign = _ASSIGN.match(text, end)
             if assign is None and key.startswith("-"):
                 assign = _FLAG_GAP.match(text, end)
             if assign is None:
@@ -464,21 +483,21 @@ class Scrubber:
             return result
         if isinstance(value, (list, tuple)):
             items = [self.scrub(item, report, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
-            self._scrub_flag_values(value, items, report, path)
+            if len(items) > 1:
+                self._scrub_flag_values(value, items, report, path)
             return tuple(items) if isinstance(value, tuple) else items
         return value
 
     def _scrub_flag_values(self, original: Any, items: list[Any], report: ScrubReport | None, path: str) -> None:
         """``["--ssl-keyfile-password", "x"]`` (``sys.argv``): the value after a secret flag goes."""
-        for i in range(len(items) - 1):
-            flag = original[i]
+        last = len(items) - 1
+        for i in [i for i, flag in enumerate(original) if type(flag) is str and flag[:1] == "-" and i < last]:
+            flag, following = original[i], items[i + 1]
             if (
-                isinstance(flag, str)
-                and flag.startswith("-")
-                and "=" not in flag
-                and isinstance(items[i + 1], str)
-                and items[i + 1] != MARKER
-                and not items[i + 1].startswith("-")
+                "=" not in flag
+                and isinstance(following, str)
+                and following != MARKER
+                and not following.startswith("-")
                 and self.is_secret_key(flag)
             ):
                 items[i + 1] = MARKER

@@ -19,11 +19,11 @@ patterns match only a fixed-length head of keys that are longer today (Stripe, J
 meets (Anthropic/OpenAI-style ``sk-`` keys, Groq, Hugging Face, fine-grained GitHub tokens,
 Google keys, Stripe test and webhook keys, whole PEM blocks, ``Bearer`` values, ...).
 
-Each rule carries *literals*: lower-case strings one of which must occur in the lower-cased
-text before its regex runs (most telemetry strings are short and clean, so this is what keeps
-scrubbing cheap). Literals for detect-secrets' rules are listed here by rule name; a rule we
-have no entry for (a plugin added upstream) gets the literal prefix of its pattern if it has
-one, else it runs on every text: slower, never blind.
+Each rule carries gates: lower-case *literals* one of which must occur in the lower-cased text,
+an optional cheap *precheck* regex, and the regex's minimum match length (most telemetry strings
+are short and clean, so this is what keeps scrubbing cheap). Gates for detect-secrets' rules are
+listed here by rule name; a rule we have no entry for (a plugin added upstream) gets the literal
+prefix of its pattern if it has one, else it is tried on every text: slower, never blind.
 """
 
 from __future__ import annotations
@@ -44,19 +44,40 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Rule:
-    """One value format: ``name`` (``detect-secrets:<Plugin>[i]`` or ``supplement:<name>``).
+    """One value format: ``name`` is ``detect-secrets:<Plugin>[i]`` or ``supplement:<name>``.
 
-    ``literals``: groups of lower-case strings; each group needs one member in the lower-cased
-    text for the regex to be worth running (an empty tuple: always run).
+    ``literals``: lower-case strings, one of which must occur in the lower-cased text for the
+    regex to be worth running (empty: no literal, the rule is considered for every text).
+    ``precheck``: a cheap regex (literal head, lower-case) searched in the lower-cased text
+    first, for rules whose own regex is slow to fail (lookbehinds, context before the secret).
+    ``min_length``: the shortest text the regex can match; shorter texts skip the rule.
     """
 
     name: str
     pattern: re.Pattern[str]
-    literals: tuple[tuple[str, ...], ...]
+    literals: tuple[str, ...]
+    precheck: re.Pattern[str] | None = None
+    min_length: int = 0
+
+
+def _min_length(pattern: re.Pattern[str]) -> int:
+    """The regex's minimum match width from the stdlib parser (0 when it cannot say)."""
+    try:
+        try:
+            parser = importlib.import_module("re._parser")
+        except ImportError:  # Python 3.10
+            parser = importlib.import_module("sre_parse")
+        return int(parser.parse(pattern.pattern, pattern.flags).getwidth()[0])
+    except Exception:  # noqa: BLE001 - an unknown parser: no length filter
+        return 0
+
+
+def _make(name: str, pattern: re.Pattern[str], literals: tuple[str, ...], precheck: str | None) -> Rule:
+    return Rule(name, pattern, literals, re.compile(precheck) if precheck else None, _min_length(pattern))
 
 
 def _rule(name: str, pattern: str, *literals: str, flags: int = 0) -> Rule:
-    return Rule(f"supplement:{name}", re.compile(pattern, flags), (tuple(literals),) if literals else ())
+    return _make(f"supplement:{name}", re.compile(pattern, flags), literals, None)
 
 
 # Our supplement: formats detect-secrets 1.5 does not know, or knows only at one length.
@@ -89,64 +110,62 @@ SUPPLEMENT: tuple[Rule, ...] = (
     _rule("sentry_token", r"\bsntr[ysu]_[A-Za-z0-9_+/=]{20,}", "sntr"),
     _rule("digitalocean_token", r"\bdo[opr]_v1_[a-f0-9]{64}", "_v1_"),
     # A credential after an auth scheme: "Bearer <token>", "Basic <b64>"; after the word "token"
-    # only a value with a digit or symbol ("token required" is English, not a secret).
-    _rule(
-        "auth_scheme_value",
-        r"\b(?i:bearer|basic)\s+([A-Za-z0-9._~+/=-]{8,})|\b(?i:token)\s+((?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,})",
-        "bearer",
-        "basic",
-        "token",
-    ),
+    # only a value with a digit or symbol ("token required" is English, not a secret). No
+    # leading \b: a pattern that starts with its literal is searched much faster.
+    _rule("auth_scheme_value", r"(?i:bearer|basic)\s+([A-Za-z0-9._~+/=-]{8,})", "bearer", "basic"),
+    _rule("token_value", r"(?i:token)\s+((?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,})", "token"),
 )
 
-# Lower-case literals for detect-secrets' rules, by ``<Plugin>[index in its denylist]``; more
-# than one group means each group needs a member (``cl`` and one of the key words).
-_DS_LITERALS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "ArtifactoryDetector[0]": (("akc",),),
-    "ArtifactoryDetector[1]": (("ap",),),
-    "AWSKeyDetector[0]": (("a3t", "abia", "acca", "akia", "asia"),),
-    "AWSKeyDetector[1]": (("aws",),),
-    "AzureStorageKeyDetector[0]": (("accountkey=",),),
-    "BasicAuthDetector[0]": (("://",),),
-    "CloudantDetector[0]": (("cl",), ("key", "pw", "pass", "token")),
-    "CloudantDetector[1]": (("cl",), ("key", "pw", "pass", "token")),
-    "CloudantDetector[2]": (("cloudant.com",),),
-    "CloudantDetector[3]": (("cloudant.com",),),
-    "GitHubTokenDetector[0]": (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),),
-    "GitLabTokenDetector[0]": (("glpat-", "gldt-", "glft-", "glsoat-", "glrt-"),),
-    "GitLabTokenDetector[1]": (("gr1348941",),),
-    "GitLabTokenDetector[2]": (("glcbt-",),),
-    "GitLabTokenDetector[3]": (("glimt-",),),
-    "GitLabTokenDetector[4]": (("glptt-",),),
-    "GitLabTokenDetector[5]": (("glagent-",),),
-    "GitLabTokenDetector[6]": (("gloas-",),),
-    "IbmCloudIamDetector[0]": (("key", "pwd", "pass", "token"),),
-    "IbmCosHmacDetector[0]": (("secret",),),
-    "JwtTokenDetector[0]": (("eyj",),),
-    "MailchimpDetector[0]": (("-us",),),
-    "NpmDetector[0]": (("_authtoken",),),
-    "OpenAIDetector[0]": (("t3blbkfj",),),
-    "PrivateKeyDetector[0]": (("begin dsa private key",),),
-    "PrivateKeyDetector[1]": (("begin ec private key",),),
-    "PrivateKeyDetector[2]": (("begin openssh private key",),),
-    "PrivateKeyDetector[3]": (("begin pgp private key block",),),
-    "PrivateKeyDetector[4]": (("begin private key",),),
-    "PrivateKeyDetector[5]": (("begin rsa private key",),),
-    "PrivateKeyDetector[6]": (("begin ssh2 encrypted private key",),),
-    "PrivateKeyDetector[7]": (("putty-user-key-file-2",),),
-    "PypiTokenDetector[0]": (("pypi-",),),
-    "PypiTokenDetector[1]": (("pypi-",),),
-    "SendGridDetector[0]": (("sg.",),),
-    "SlackDetector[0]": (("xox",),),
-    "SlackDetector[1]": (("hooks.slack.com",),),
-    "SoftlayerDetector[0]": (("softlayer", "sl"), ("key", "pwd", "pass", "token")),
-    "SoftlayerDetector[1]": (("softlayer.com",),),
-    "SquareOAuthDetector[0]": (("sq0csp-",),),
-    "StripeDetector[0]": (("k_live_",),),
-    "TelegramBotTokenDetector[0]": ((":",),),
-    "TwilioKeyDetector[0]": (("ac",),),
-    "TwilioKeyDetector[1]": (("sk",),),
-    # DiscordBotTokenDetector[0] has no literal: it runs on every text.
+# Gates for detect-secrets' rules, by ``<Plugin>[index in its denylist]``: (lower-case literals,
+# precheck). Rules whose literal would be in every text (``:``, ``ac``) have none and rely on
+# their precheck or on their regex's own literal head (``AC[a-z0-9]{32}`` is searched fast).
+_KEY_WORD = "(?:key|pwd|pw|password|pass|token)"
+_DS_GATES: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "ArtifactoryDetector[0]": (("akc",), None),
+    "ArtifactoryDetector[1]": ((), r"ap[\da-f][a-z0-9]{8}"),
+    "AWSKeyDetector[0]": (("a3t", "abia", "acca", "akia", "asia"), None),
+    "AWSKeyDetector[1]": (("aws",), r"aws.{0,20}?" + _KEY_WORD),
+    "AzureStorageKeyDetector[0]": (("accountkey=",), None),
+    "BasicAuthDetector[0]": (("://",), None),
+    "CloudantDetector[0]": (("cl",), r"cl(?:oudant|ou)?[_-]?(?:api)?" + _KEY_WORD),
+    "CloudantDetector[1]": (("cl",), r"cl(?:oudant|ou)?[_-]?(?:api)?" + _KEY_WORD),
+    "CloudantDetector[2]": (("cloudant.com",), None),
+    "CloudantDetector[3]": (("cloudant.com",), None),
+    "DiscordBotTokenDetector[0]": ((), r"\.[a-z0-9_-]{6}\.[a-z0-9_-]{27}"),
+    "GitHubTokenDetector[0]": (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), None),
+    "GitLabTokenDetector[0]": (("glpat-", "gldt-", "glft-", "glsoat-", "glrt-"), None),
+    "GitLabTokenDetector[1]": (("gr1348941",), None),
+    "GitLabTokenDetector[2]": (("glcbt-",), None),
+    "GitLabTokenDetector[3]": (("glimt-",), None),
+    "GitLabTokenDetector[4]": (("glptt-",), None),
+    "GitLabTokenDetector[5]": (("glagent-",), None),
+    "GitLabTokenDetector[6]": (("gloas-",), None),
+    "IbmCloudIamDetector[0]": (("key", "pwd", "pass", "token"), None),
+    "IbmCosHmacDetector[0]": (("secret",), r"secret[-_]?(?:access)?[-_]?key"),
+    "JwtTokenDetector[0]": (("eyj",), None),
+    "MailchimpDetector[0]": (("-us",), None),
+    "NpmDetector[0]": (("_authtoken",), None),
+    "OpenAIDetector[0]": (("t3blbkfj",), None),
+    "PrivateKeyDetector[0]": (("begin dsa private key",), None),
+    "PrivateKeyDetector[1]": (("begin ec private key",), None),
+    "PrivateKeyDetector[2]": (("begin openssh private key",), None),
+    "PrivateKeyDetector[3]": (("begin pgp private key block",), None),
+    "PrivateKeyDetector[4]": (("begin private key",), None),
+    "PrivateKeyDetector[5]": (("begin rsa private key",), None),
+    "PrivateKeyDetector[6]": (("begin ssh2 encrypted private key",), None),
+    "PrivateKeyDetector[7]": (("putty-user-key-file-2",), None),
+    "PypiTokenDetector[0]": (("pypi-",), None),
+    "PypiTokenDetector[1]": (("pypi-",), None),
+    "SendGridDetector[0]": (("sg.",), None),
+    "SlackDetector[0]": (("xox",), None),
+    "SlackDetector[1]": (("hooks.slack.com",), None),
+    "SoftlayerDetector[0]": (("softlayer", "sl"), r"(?:softlayer|sl)[_-]?(?:api)?[_-]?" + _KEY_WORD),
+    "SoftlayerDetector[1]": (("softlayer.com",), None),
+    "SquareOAuthDetector[0]": (("sq0csp-",), None),
+    "StripeDetector[0]": (("k_live_",), None),
+    "TelegramBotTokenDetector[0]": ((), r":[0-9a-z_-]{35}"),
+    "TwilioKeyDetector[0]": ((), None),
+    "TwilioKeyDetector[1]": ((), None),
 }
 
 # Plugins whose findings are not secrets, or that our key-name logic replaces.
@@ -158,14 +177,15 @@ EXCLUDED_PLUGINS = {
 _LITERAL_HEAD = re.compile(r"[A-Za-z0-9_:=]{3,}")
 
 
-def _literals_for(name: str, pattern: re.Pattern[str]) -> tuple[tuple[str, ...], ...]:
-    known = _DS_LITERALS.get(name)
+def _gate_for(name: str, pattern: re.Pattern[str]) -> tuple[tuple[str, ...], str | None]:
+    """The listed gate, else the pattern's literal head (a plugin added upstream), else none."""
+    known = _DS_GATES.get(name)
     if known is not None:
         return known
     head = _LITERAL_HEAD.match(pattern.pattern)
     if head and not re.search(r"[A-Za-z0-9_:=][*?{+]", pattern.pattern[: head.end() + 1]):
-        return ((head.group(0).lower(),),)
-    return ()
+        return (head.group(0).lower(),), None
+    return (), None
 
 
 def detect_secrets_rules() -> tuple[Rule, ...]:
@@ -187,7 +207,7 @@ def detect_secrets_rules() -> tuple[Rule, ...]:
             for i, regex in enumerate(getattr(cls, "denylist", ())):
                 compiled = regex if isinstance(regex, re.Pattern) else re.compile(str(regex))
                 name = f"{cls_name}[{i}]"
-                rules.append(Rule(f"detect-secrets:{name}", compiled, _literals_for(name, compiled)))
+                rules.append(_make(f"detect-secrets:{name}", compiled, *_gate_for(name, compiled)))
     return tuple(rules)
 
 
