@@ -42,8 +42,13 @@ def _level(level: str) -> str:
     if value == "warn":
         value = "warning"
     if value not in LEVELS:
-        log_once(f"level:{value}", logging.WARNING,
-                 "otel_gatewayz: level %r is not one of %s; using 'info'", level, ", ".join(LEVELS))
+        log_once(
+            f"level:{value}",
+            logging.WARNING,
+            "otel_gatewayz: level %r is not one of %s; using 'info'",
+            level,
+            ", ".join(LEVELS),
+        )
         return "info"
     return value
 
@@ -86,8 +91,14 @@ def set_user_context(
 ) -> None:
     """Who is calling: on the request's spans (``user.id``, ``gatewayz.user.*``) and Sentry's user."""
     with contained("set_user_context"):
-        user = {"id": _text(user_id), "email": email, "api_key_id": api_key_id, "credits": credits, "plan": plan,
-                **extra}
+        user = {
+            "id": _text(user_id),
+            "email": email,
+            "api_key_id": api_key_id,
+            "credits": credits,
+            "plan": plan,
+            **extra,
+        }
         user = {key: _plain(value) for key, value in user.items() if value is not None}
         state = ensure_state()
         state.user = user
@@ -111,8 +122,14 @@ def set_request_context(
 ) -> None:
     """What the request is for: on its spans (``gen_ai.*``, ``gatewayz.*``) and Sentry's request context."""
     with contained("set_request_context"):
-        request = {"endpoint": endpoint, "method": method, "model": model, "provider": provider, "stream": stream,
-                   **extra}
+        request = {
+            "endpoint": endpoint,
+            "method": method,
+            "model": model,
+            "provider": provider,
+            "stream": stream,
+            **extra,
+        }
         request = {key: _plain(value) for key, value in request.items() if value is not None}
         state = ensure_state()
         state.request = request
@@ -159,8 +176,9 @@ def capture_exception(
     level: str = "error",
 ) -> str | None:
     """Record a handled error once (span, metric, Sentry); returns the Sentry event id."""
-    return record_error(error, level=_level(level), context=context,
-                        tags={str(k): str(v) for k, v in (tags or {}).items()})
+    return record_error(
+        error, level=_level(level), context=context, tags={str(k): str(v) for k, v in (tags or {}).items()}
+    )
 
 
 def capture_message(message: str, level: str = "info") -> str | None:
@@ -177,8 +195,10 @@ def _arguments(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
         items = list(bound.arguments.items())
     except (TypeError, ValueError):
         items = [(f"arg{i}", value) for i, value in enumerate(args)] + list(kwargs.items())
-    recorded = {name: value if isinstance(value, (bool, int, float)) or value is None else _repr.repr(value)
-                for name, value in items[:MAX_ARGS]}
+    recorded = {
+        name: value if isinstance(value, (bool, int, float)) or value is None else _repr.repr(value)
+        for name, value in items[:MAX_ARGS]
+    }
     scrubbed: dict[str, Any] = runtime().scrubber.scrub(recorded)
     return scrubbed
 
@@ -198,6 +218,7 @@ def capture_errors(operation: str, capture_args: bool = False) -> Callable[[F], 
             record_error(exc, context=context, tags={"operation": operation})
 
         if inspect.isasyncgenfunction(func):
+
             @functools.wraps(func)
             async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
                 try:
@@ -206,9 +227,11 @@ def capture_errors(operation: str, capture_args: bool = False) -> Callable[[F], 
                 except Exception as exc:
                     report(exc, args, kwargs)
                     raise
+
             return cast(F, agen_wrapper)
 
         if inspect.isgeneratorfunction(func):
+
             @functools.wraps(func)
             def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
                 try:
@@ -216,9 +239,11 @@ def capture_errors(operation: str, capture_args: bool = False) -> Callable[[F], 
                 except Exception as exc:
                     report(exc, args, kwargs)
                     raise
+
             return cast(F, gen_wrapper)
 
         if inspect.iscoroutinefunction(func):
+
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 try:
@@ -226,6 +251,7 @@ def capture_errors(operation: str, capture_args: bool = False) -> Callable[[F], 
                 except Exception as exc:
                     report(exc, args, kwargs)
                     raise
+
             return cast(F, async_wrapper)
 
         @functools.wraps(func)
@@ -235,6 +261,7 @@ def capture_errors(operation: str, capture_args: bool = False) -> Callable[[F], 
             except Exception as exc:
                 report(exc, args, kwargs)
                 raise
+
         return cast(F, wrapper)
 
     return decorate

@@ -35,8 +35,10 @@ def _report(settings: Settings, env: Mapping[str, str], out: TextIO) -> None:
         ("profiles sample rate", str(settings.profiles_sample_rate)),
         ("traces exporter", effective.get("OTEL_TRACES_EXPORTER", "")),
         ("metrics exporter", effective.get("OTEL_METRICS_EXPORTER", "")),
-        ("prometheus endpoint",
-         f"{effective.get('OTEL_EXPORTER_PROMETHEUS_HOST', 'localhost')}:{effective['OTEL_EXPORTER_PROMETHEUS_PORT']}"),
+        (
+            "prometheus endpoint",
+            f"{effective.get('OTEL_EXPORTER_PROMETHEUS_HOST', 'localhost')}:{effective['OTEL_EXPORTER_PROMETHEUS_PORT']}",
+        ),
         ("otlp endpoint", effective.get("OTEL_EXPORTER_OTLP_ENDPOINT", "unset")),
         ("trace propagation targets", ", ".join(settings.propagation_targets) or "none"),
     ]
@@ -60,8 +62,11 @@ def _send_test_message(settings: Settings, out: TextIO) -> bool:
     if CountingTransport.delivered and not CountingTransport.dropped:
         print(f"test message sent: event {event_id}", file=out)
         return True
-    print(f"ERROR: the test message was not accepted by {_dsn_host(settings.sentry_dsn)} "
-          "(check the DSN's key, project and network)", file=out)
+    print(
+        f"ERROR: the test message was not accepted by {_dsn_host(settings.sentry_dsn)} "
+        "(check the DSN's key, project and network)",
+        file=out,
+    )
     return False
 
 

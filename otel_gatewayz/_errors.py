@@ -51,8 +51,12 @@ def grouping_of(exc: BaseException, state: RequestState | None) -> ErrorGrouping
     try:
         return group_error(exc, route, settings.fingerprint_rules, settings.impact_rules)
     except Exception:  # noqa: BLE001 - a user rule must never lose the event
-        log_once("grouping-rule", logging.ERROR, "otel_gatewayz: a grouping rule failed; using the spec's rules",
-                 exc_info=True)
+        log_once(
+            "grouping-rule",
+            logging.ERROR,
+            "otel_gatewayz: a grouping rule failed; using the spec's rules",
+            exc_info=True,
+        )
         fingerprint, category = fingerprint_for(exc)
         return ErrorGrouping(fingerprint, category, type(exc).__name__, impact_for(route))
 
@@ -66,10 +70,14 @@ def flush_pending_calls(state: RequestState | None, error_type: str) -> None:
         state.pending_calls.pop(key, None)
         if category == "provider":
             record_call(state, now - started, error_type)
-        state.breadcrumbs.append(new_breadcrumb(
-            f"{method} {host} failed", category, "error",
-            {"method": method, "host": host, "duration_ms": round((now - started) * 1000, 1)},
-        ))
+        state.breadcrumbs.append(
+            new_breadcrumb(
+                f"{method} {host} failed",
+                category,
+                "error",
+                {"method": method, "host": host, "duration_ms": round((now - started) * 1000, 1)},
+            )
+        )
 
 
 def record_error(
@@ -102,8 +110,9 @@ def record_error(
         }
         rt.instruments.errors.add(1, labels)
         if rt.instruments.first_time(grouping.fingerprint):
-            rt.instruments.error_groups.add(1, {"error.category": grouping.category,
-                                                "user_impact": grouping.user_impact})
+            rt.instruments.error_groups.add(
+                1, {"error.category": grouping.category, "user_impact": grouping.user_impact}
+            )
         flush_pending_calls(state, grouping.error_type)
         expected = expected or grouping.category == "validation_error"
         if rt.sentry_active and (rt.settings.capture_expected_errors or not expected):
@@ -112,13 +121,20 @@ def record_error(
             token = _capturing.set(True)
             try:
                 event_id = sentry_sdk.capture_exception(
-                    exc, fingerprint=list(grouping.fingerprint), tags=all_tags, contexts=contexts, level=level,
+                    exc,
+                    fingerprint=list(grouping.fingerprint),
+                    tags=all_tags,
+                    contexts=contexts,
+                    level=level,
                 )
             finally:
                 _capturing.reset(token)
             if event_id is None and not handled:
-                log_once("event-not-sent", logging.WARNING,
-                         "otel_gatewayz: an unhandled error was not sent to Sentry (filtered or rate limited)")
+                log_once(
+                    "event-not-sent",
+                    logging.WARNING,
+                    "otel_gatewayz: an unhandled error was not sent to Sentry (filtered or rate limited)",
+                )
     _mark(exc, event_id or "")
     return event_id
 
@@ -138,8 +154,9 @@ def already_recorded(exc: BaseException) -> bool:
     return hasattr(exc, _CAPTURED_ATTR) and not _capturing.get()
 
 
-def _annotate_spans(exc: BaseException, grouping: ErrorGrouping, state: RequestState | None,
-                    record_on_span: bool) -> None:
+def _annotate_spans(
+    exc: BaseException, grouping: ErrorGrouping, state: RequestState | None, record_on_span: bool
+) -> None:
     attributes = {
         "error.type": grouping.error_type,
         "gatewayz.error.category": grouping.category,

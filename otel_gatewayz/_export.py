@@ -52,8 +52,11 @@ def scrub_span(span: ReadableSpan) -> ReadableSpan:
     report = ScrubReport()
     attributes: dict[str, Any] = scrubber.scrub(dict(span.attributes or {}), report)
     events = [
-        Event(scrubber.scrub_text(event.name, report, "event"), scrubber.scrub(dict(event.attributes or {}), report),
-              event.timestamp)
+        Event(
+            scrubber.scrub_text(event.name, report, "event"),
+            scrubber.scrub(dict(event.attributes or {}), report),
+            event.timestamp,
+        )
         for event in span.events
     ]
     links = [Link(link.context, scrubber.scrub(dict(link.attributes or {}), report)) for link in span.links]
@@ -84,10 +87,14 @@ def count_dropped(count: int, reason: str, detail: str = "") -> None:
         return
     with contained("span drop counting"):
         runtime().instruments.dropped.add(count, {"signal": SIGNAL, "reason": reason})
-    log_once(f"span-drop:{reason}", logging.WARNING,
-             "otel_gatewayz: spans dropped (%s%s); further drops are counted in "
-             'gatewayz_telemetry_dropped_total{signal="spans"}, not logged',
-             reason, f": {detail}" if detail else "")
+    log_once(
+        f"span-drop:{reason}",
+        logging.WARNING,
+        "otel_gatewayz: spans dropped (%s%s); further drops are counted in "
+        'gatewayz_telemetry_dropped_total{signal="spans"}, not logged',
+        reason,
+        f": {detail}" if detail else "",
+    )
 
 
 class _ExportLogCapture(logging.Filter):
@@ -154,8 +161,7 @@ def _reason_of(records: Sequence[logging.LogRecord]) -> tuple[str, str]:
                 reason = "timeout" if "timeout" in type(arg).__name__.lower() else "unreachable"
             elif isinstance(arg, str) and arg in _PHRASES:
                 reason = f"http_{_PHRASES[arg]}"
-            elif isinstance(arg, int) and not isinstance(arg, bool) and "code" in str(record.msg) \
-                    and 100 <= arg <= 599:
+            elif isinstance(arg, int) and not isinstance(arg, bool) and "code" in str(record.msg) and 100 <= arg <= 599:
                 reason = f"http_{arg}"
         if reason == "export_failed" and "due to timeout" in str(record.msg):
             reason = "timeout"  # the first attempt used up the export timeout
@@ -181,9 +187,12 @@ class ScrubbingSpanExporter(SpanExporter):
             try:
                 clean.append(scrub_span(span))
             except Exception:  # noqa: BLE001 - never export what we could not scrub
-                log_once("span-scrub", logging.ERROR,
-                         "otel_gatewayz: scrubbing a span failed; it is dropped, never exported unscrubbed",
-                         exc_info=True)
+                log_once(
+                    "span-scrub",
+                    logging.ERROR,
+                    "otel_gatewayz: scrubbing a span failed; it is dropped, never exported unscrubbed",
+                    exc_info=True,
+                )
                 count_dropped(1, "scrub_failed")
         if not clean:
             return SpanExportResult.SUCCESS if not spans else SpanExportResult.FAILURE
@@ -191,8 +200,9 @@ class ScrubbingSpanExporter(SpanExporter):
             try:
                 result = self._inner.export(clean)
             except Exception as exc:  # noqa: BLE001 - the batch is lost, the export thread goes on
-                log_once("span-export-exception", logging.ERROR, "otel_gatewayz: the span exporter raised",
-                         exc_info=True)
+                log_once(
+                    "span-export-exception", logging.ERROR, "otel_gatewayz: the span exporter raised", exc_info=True
+                )
                 count_dropped(len(clean), "exporter_error", type(exc).__name__)
                 return SpanExportResult.FAILURE
         if result is not SpanExportResult.SUCCESS:
@@ -294,7 +304,10 @@ def flush_pending(timeout: float | None = None) -> bool:
             # The SDK does not say whether it got through; it only waits that long when it did not.
             flushed = flushed and time.monotonic() - started < timeout
     if not flushed:
-        log_once("flush-incomplete", logging.WARNING,
-                 "otel_gatewayz: telemetry still pending after the %gs shutdown timeout is lost "
-                 "(GATEWAYZ_SHUTDOWN_TIMEOUT)", timeout)
+        log_once(
+            "flush-incomplete",
+            logging.WARNING,
+            "otel_gatewayz: telemetry still pending after the %gs shutdown timeout is lost (GATEWAYZ_SHUTDOWN_TIMEOUT)",
+            timeout,
+        )
     return flushed

@@ -86,8 +86,9 @@ def watch_stream(stream: Any, state: RequestState, started: float, error_type: s
 
         def first() -> None:
             with contained("time to first chunk"):
-                runtime().instruments.time_to_first_chunk.record(time.perf_counter() - started,
-                                                                 call_attributes(state, error_type))
+                runtime().instruments.time_to_first_chunk.record(
+                    time.perf_counter() - started, call_attributes(state, error_type)
+                )
 
         def end() -> None:
             nonlocal done

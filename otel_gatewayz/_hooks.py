@@ -61,15 +61,20 @@ def _on_response(span: trace.Span, request: Any, response: Any) -> None:
         duration = time.perf_counter() - started
         status = int(response.status_code) if hasattr(response, "status_code") else int(response[0])
         level = "error" if status >= 500 else "warning" if status >= 400 else "info"
-        state.breadcrumbs.append(new_breadcrumb(
-            f"{method} {host_port} {status}", category, level,
-            {"method": method, "host": host_port, "status_code": status, "duration_ms": round(duration * 1000, 1)},
-        ))
+        state.breadcrumbs.append(
+            new_breadcrumb(
+                f"{method} {host_port} {status}",
+                category,
+                level,
+                {"method": method, "host": host_port, "status_code": status, "duration_ms": round(duration * 1000, 1)},
+            )
+        )
         if category == "provider":
             error_type = str(status) if status >= 400 else None
             stream = getattr(response, "stream", None)
-            if not (state.request.get("stream") and stream is not None
-                    and watch_stream(stream, state, started, error_type)):
+            if not (
+                state.request.get("stream") and stream is not None and watch_stream(stream, state, started, error_type)
+            ):
                 record_call(state, duration, error_type)
 
 

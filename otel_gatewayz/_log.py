@@ -45,7 +45,12 @@ class _Contained:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
         if exc is None or not isinstance(exc, Exception):
             return False
-        log_once(f"failure:{self.where}:{type(exc).__name__}", logging.ERROR,
-                 "otel_gatewayz: %s failed (%s); the request goes on", self.where, type(exc).__name__,
-                 exc_info=True)
+        log_once(
+            f"failure:{self.where}:{type(exc).__name__}",
+            logging.ERROR,
+            "otel_gatewayz: %s failed (%s); the request goes on",
+            self.where,
+            type(exc).__name__,
+            exc_info=True,
+        )
         return True

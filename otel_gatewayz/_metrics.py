@@ -51,25 +51,32 @@ class Instruments:
             "gatewayz.errors", unit="{error}", description="Errors captured, by fingerprint category and user impact."
         )
         self.error_groups = meter.create_counter(
-            "gatewayz.error_groups", unit="{group}",
+            "gatewayz.error_groups",
+            unit="{group}",
             description="Error fingerprints seen for the first time by this process.",
         )
         self.dropped = meter.create_counter(
-            "gatewayz.telemetry.dropped", unit="{item}",
+            "gatewayz.telemetry.dropped",
+            unit="{item}",
             description="Telemetry items dropped (queue full, export failure, rate limit), by signal and reason.",
         )
         self.operation_duration = meter.create_histogram(
-            "gen_ai.client.operation.duration", unit="s", description="Duration of LLM provider calls.",
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="Duration of LLM provider calls.",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
         )
         self.time_to_first_chunk = meter.create_histogram(
-            "gen_ai.client.operation.time_to_first_chunk", unit="s",
+            "gen_ai.client.operation.time_to_first_chunk",
+            unit="s",
             description="Time from a streamed provider request to its first chunk.",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
         )
         self._started = time.time()
         meter.create_observable_gauge(
-            "gatewayz.release.info", callbacks=[self._release_info], unit="1",
+            "gatewayz.release.info",
+            callbacks=[self._release_info],
+            unit="1",
             description="1 per process; its resource labels name the release that runs.",
         )
         self.models = BoundedValues(MAX_MODELS)

@@ -60,8 +60,13 @@ def _alive(pid: int) -> bool:
 
 def _to_json(families: Iterable[Metric]) -> list[dict[str, Any]]:
     return [
-        {"name": f.name, "documentation": f.documentation, "type": f.type, "unit": f.unit,
-         "samples": [[s.name, s.labels, s.value] for s in f.samples]}
+        {
+            "name": f.name,
+            "documentation": f.documentation,
+            "type": f.type,
+            "unit": f.unit,
+            "samples": [[s.name, s.labels, s.value] for s in f.samples],
+        }
         for f in families
     ]
 
@@ -138,9 +143,13 @@ class GatewayzPrometheusReader(PrometheusMetricReader):
         from ._runtime import runtime
 
         settings = runtime().settings
-        _label_default_collectors({"service_name": settings.service_name,
-                                   "deployment_environment_name": settings.environment,
-                                   "service_version": settings.release_sha})
+        _label_default_collectors(
+            {
+                "service_name": settings.service_name,
+                "deployment_environment_name": settings.environment,
+                "service_version": settings.release_sha,
+            }
+        )
         self.directory = metrics_dir()
         self.file = self._new_file()
         self._host = os.environ.get("OTEL_EXPORTER_PROMETHEUS_HOST", "localhost")
@@ -161,8 +170,11 @@ class GatewayzPrometheusReader(PrometheusMetricReader):
         try:
             return int(raw)
         except ValueError:
-            logger.error("otel_gatewayz: OTEL_EXPORTER_PROMETHEUS_PORT: %r is not a port number; "
-                         "the Prometheus endpoint is disabled", raw)
+            logger.error(
+                "otel_gatewayz: OTEL_EXPORTER_PROMETHEUS_PORT: %r is not a port number; "
+                "the Prometheus endpoint is disabled",
+                raw,
+            )
             return None
 
     def snapshot(self) -> list[dict[str, Any]]:
@@ -184,10 +196,15 @@ class GatewayzPrometheusReader(PrometheusMetricReader):
             start_http_server(port=self._port, addr=self._host)
         except OSError:
             # Expected in a worker: a sibling (or the supervisor) serves the totals.
-            log_once("prometheus-port-taken", logging.INFO,
-                     "otel_gatewayz: %s:%s is taken, presumably by a sibling worker serving the totals; "
-                     "this process writes its metrics to %s and takes over if the port frees",
-                     self._host, self._port, self.directory)
+            log_once(
+                "prometheus-port-taken",
+                logging.INFO,
+                "otel_gatewayz: %s:%s is taken, presumably by a sibling worker serving the totals; "
+                "this process writes its metrics to %s and takes over if the port frees",
+                self._host,
+                self._port,
+                self.directory,
+            )
             return
         self._serving = True
         logger.info("otel_gatewayz: Prometheus metrics on http://%s:%s/metrics", self._host, self._port)

@@ -39,8 +39,9 @@ outgoing_host: ContextVar[str | None] = ContextVar("otel_gatewayz_outgoing_host"
 class SentryTracePropagator(TextMapPropagator):
     """Reads and writes Sentry's ``sentry-trace`` header as an OpenTelemetry span context."""
 
-    def extract(self, carrier: CarrierT, context: Context | None = None,
-                getter: Getter[CarrierT] = default_getter) -> Context:
+    def extract(
+        self, carrier: CarrierT, context: Context | None = None, getter: Getter[CarrierT] = default_getter
+    ) -> Context:
         context = get_current() if context is None else context
         values = getter.get(carrier, SENTRY_TRACE_HEADER)
         match = _SENTRY_TRACE.match(values[0]) if values else None
@@ -59,8 +60,9 @@ class SentryTracePropagator(TextMapPropagator):
         )
         return trace.set_span_in_context(NonRecordingSpan(span_context), context)
 
-    def inject(self, carrier: CarrierT, context: Context | None = None,
-               setter: Setter[CarrierT] = default_setter) -> None:
+    def inject(
+        self, carrier: CarrierT, context: Context | None = None, setter: Setter[CarrierT] = default_setter
+    ) -> None:
         span_context = trace.get_current_span(context).get_span_context()
         if not span_context.is_valid:
             return
@@ -85,12 +87,14 @@ class TargetGatedPropagator(TextMapPropagator):
         """Whether ``host`` may receive our trace headers."""
         return self._allowed is not None and self._allowed.fullmatch(host) is not None
 
-    def extract(self, carrier: CarrierT, context: Context | None = None,
-                getter: Getter[CarrierT] = default_getter) -> Context:
+    def extract(
+        self, carrier: CarrierT, context: Context | None = None, getter: Getter[CarrierT] = default_getter
+    ) -> Context:
         return self._inner.extract(carrier, context, getter)
 
-    def inject(self, carrier: CarrierT, context: Context | None = None,
-               setter: Setter[CarrierT] = default_setter) -> None:
+    def inject(
+        self, carrier: CarrierT, context: Context | None = None, setter: Setter[CarrierT] = default_setter
+    ) -> None:
         host = outgoing_host.get()
         if host is not None and not self.allows(host):
             return
@@ -103,7 +107,5 @@ class TargetGatedPropagator(TextMapPropagator):
 
 def build_propagator(targets: Iterable[str]) -> TargetGatedPropagator:
     """Sentry first so that a ``traceparent``, extracted after it, wins when both are sent."""
-    inner = CompositePropagator(
-        [SentryTracePropagator(), TraceContextTextMapPropagator(), W3CBaggagePropagator()]
-    )
+    inner = CompositePropagator([SentryTracePropagator(), TraceContextTextMapPropagator(), W3CBaggagePropagator()])
     return TargetGatedPropagator(inner, targets)

@@ -56,7 +56,8 @@ _QUALIFIERS = _words(
     "version format algorithm alg enabled required present provided source location index idx created "
     "updated rotated error errors exception warning missing invalid expired exceeded mismatch status "
     "method mode scheme provider header field prefix suffix last4 hash policy reset budget tokens ms "
-    "seconds"
+    "seconds model models deployment region org organization project base host hostname domain user "
+    "username email timeout retries"
 )
 # Tokens that make a key ambiguous: its value is redacted when it is high-entropy.
 _AMBIGUOUS = _words(
@@ -98,8 +99,6 @@ _B64_HEADS = (
     "ya29.",
     "npm_",
     "pypi-",
-    '{"',
-    "{'",
 )
 _B64_RUN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
 _KEY_REST = re.compile(r"[A-Za-z0-9_.-]*")
@@ -220,7 +219,7 @@ class Scrubber:
         for word in sorted(_KEY_WORDS):
             actions.setdefault(word, set()).add(_PAIR)
         actions.setdefault("://", set()).add(_URL)
-        for head in _b64_heads():
+        for head in (*_b64_heads(), "eyj", "eyc"):  # ``{"`` and ``{'``: a JSON or dict blob
             actions.setdefault(head, set()).add(_B64)
         self._actions = {
             literal: frozenset().union(*(acts for other, acts in actions.items() if literal.startswith(other)))
@@ -300,12 +299,26 @@ class Scrubber:
             hit = hit or line_hit
         return ("\n".join(lines), True) if hit else (text, False)
 
-    def _clean(self, text: str, depth: int = 0) -> tuple[str, bool]:
-        if ("%" in text or "+" in text) and depth == 0:
-            # Secrets hide behind URL encoding (``token%3Dabc``): judge the decoded text.
+    def _clean(self, text: str) -> tuple[str, bool]:
+        # Secrets hide behind URL encoding (``token%3Dabc``, ``BEGIN+RSA+PRIVATE+KEY``). With a
+        # ``%`` the decoded text is judged first (a whole key block, not just its encoded
+        # header); a ``+`` alone is decoded only when the text as it is holds no secret, since
+        # ``+`` is also a base64 character (``AccountKey=ab+cd...`` must stay whole).
+        if "%" in text:
             decoded = unquote_plus(text)
-            if decoded != text and self._clean(decoded, 1)[1]:
-                text = decoded
+            if decoded != text:
+                out, hit = self._scan(decoded, 1)
+                if hit:
+                    return out, True
+        out, hit = self._scan(text, 0)
+        if not hit and "+" in text and "%" not in text:
+            decoded = text.replace("+", " ")
+            decoded_out, decoded_hit = self._scan(decoded, 1)
+            if decoded_hit:
+                return decoded_out, True
+        return out, hit
+
+    def _scan(self, text: str, depth: int) -> tuple[str, bool]:
         lowered = text.lower()
         triggered: set[int] = set(self._always)
         key_hits: list[int] = []
@@ -323,6 +336,11 @@ class Scrubber:
                     b64_hits.append(m.start())
         hits = 0
         out = text
+        if b64_hits and depth < 2:
+            out, n = self._wrapped(out, b64_hits, depth)
+            if n:  # the text changed: find the keys and rules again in what is left
+                cleaned, _ = self._scan(out, 2)
+                return cleaned, True
         if key_hits or self._extra is not None:
             out, n = self._pairs(out, key_hits)
             hits += n
@@ -336,9 +354,6 @@ class Scrubber:
             if size < rule.min_length or (rule.precheck is not None and rule.precheck.search(lowered) is None):
                 continue
             out, n = compiled.regex.subn(functools.partial(_redact_match, compiled), out)
-            hits += n
-        if b64_hits and depth == 0:
-            out, n = self._wrapped(out)
             hits += n
         if _DIGIT_RUN.search(out):
             out, n = self._cards(out)
@@ -404,26 +419,29 @@ class Scrubber:
         parts.append(text[last:])
         return "".join(parts), n
 
-    def _wrapped(self, text: str) -> tuple[str, int]:
-        """Base64 runs whose decoded text holds a secret (``c2tfbGl2ZV8...``) are redacted."""
-        parts, last, n, i = [], 0, 0, 0
-        size = len(text)
-        while i < size:
-            if text[i] not in _B64_RUN or (i > 0 and text[i - 1] in _B64_RUN):
-                i += 1
+    def _wrapped(self, text: str, starts: list[int], depth: int) -> tuple[str, int]:
+        """Base64 blobs whose decoded text holds a secret (``c2tfbGl2ZV8...``) are redacted.
+
+        A blob starts where the gate saw the encoded head of a secret; it ends where the base64
+        alphabet does, or at an earlier ``/`` (a URL path goes on after it).
+        """
+        parts, last, n = [], 0, 0
+        for start in starts:
+            if start < last or (start > 0 and text[start - 1] in _B64_RUN and text[start - 1] not in "/="):
                 continue
-            j = i
-            while j < size and text[j] in _B64_RUN:
-                j += 1
-            run = text[i:j]
-            if len(run) >= 16 and self._decodes_to_secret(run):
-                parts += [text[last:i], MARKER]
-                last, n = j, n + 1
-            i = j
+            end = start
+            while end < len(text) and text[end] in _B64_RUN:
+                end += 1
+            while end - start >= 16:
+                if self._decodes_to_secret(text[start:end], depth):
+                    parts += [text[last:start], MARKER]
+                    last, n = end, n + 1
+                    break
+                end = text.rfind("/", start, end)
         parts.append(text[last:])
         return "".join(parts), n
 
-    def _decodes_to_secret(self, run: str) -> bool:
+    def _decodes_to_secret(self, run: str, depth: int) -> bool:
         body = run.rstrip("=")
         for decode in (base64.b64decode, base64.urlsafe_b64decode):
             try:
@@ -432,7 +450,7 @@ class Scrubber:
                 continue
             decoded = raw.decode("utf-8", "ignore")
             if decoded and sum(ch.isprintable() or ch in "\r\n\t" for ch in decoded) >= 0.9 * len(decoded):
-                return self._clean(decoded, 1)[1]
+                return self._scan(decoded, depth + 1)[1]
         return False
 
     @staticmethod

@@ -90,6 +90,18 @@ SUPPLEMENT: tuple[Rule, ...] = (
         r"(?:[\s\S]{0,16384}?(?:-{5})?END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?(?:-{5})?|[A-Za-z0-9+/=\s\\:,.-]*)",
         "begin",
     ),
+    # PuTTY key files: detect-secrets flags the header line only; the private lines follow it.
+    _rule(
+        "putty_private_key",
+        r"PuTTY-User-Key-File-\d+:(?:[\s\S]{0,16384}?Private-MAC:\s*[0-9a-fA-F]+|[A-Za-z0-9+/=\s\\:,.-]*)",
+        "putty-user-key-file",
+    ),
+    # detect-secrets' Artifactory rules want a space, quote, ``=`` or ``:`` before the token;
+    # in a URL path (``/v1/keys/AKC...``) or a single-quoted repr they would not fire.
+    # (No literal for the second: ``ap`` is in most texts, and a regex that starts with its
+    # literal is searched about as fast as the literal itself.)
+    _rule("artifactory_api_key", r"AKC[a-zA-Z0-9]{10,}", "akc"),
+    _rule("artifactory_password", r"AP[\dABCDEF][a-zA-Z0-9]{8,}"),
     # sk-/pk-/rk- keys: OpenAI (sk-proj-, sk-svcacct-, sk-admin-), Anthropic (sk-ant-api03-,
     # sk-ant-admin01-), OpenRouter (sk-or-v1-), DeepSeek, Moonshot and most OpenAI-compatible APIs.
     _rule("sk_dash_key", r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}", "sk-", "pk-", "rk-"),
@@ -107,7 +119,7 @@ SUPPLEMENT: tuple[Rule, ...] = (
     _rule("slack_token", r"\bxox[abeoprs]-[A-Za-z0-9-]{10,}", "xox"),
     _rule("slack_app_token", r"\bxapp-\d-[A-Za-z0-9-]{10,}", "xapp-"),
     _rule("npm_token", r"\bnpm_[A-Za-z0-9]{36}", "npm_"),
-    _rule("sentry_token", r"\bsntr[ysu]_[A-Za-z0-9_+/=]{20,}", "sntr"),
+    _rule("sentry_token", r"\bsntry[su]_[A-Za-z0-9_+/=]{20,}", "sntry"),
     _rule("digitalocean_token", r"\bdo[opr]_v1_[a-f0-9]{64}", "_v1_"),
     # A credential after an auth scheme: "Bearer <token>", "Basic <b64>"; after the word "token"
     # only a value with a digit or symbol ("token required" is English, not a secret). No
@@ -238,8 +250,8 @@ class EntropyCheck:
     """detect-secrets' high-entropy test (its charsets and limits), for values with no known format.
 
     Their limits are tuned for long strings; a short random value cannot reach them (16
-    characters have at most 4 bits each), so the limit is capped at 85% of the maximum a
-    string of that length can reach.
+    characters have at most 4 bits each), so the limit is capped at 80% of the maximum a
+    string of that length can reach. A value with no digit is never judged random.
     """
 
     base64_charset: frozenset[str]
@@ -248,15 +260,29 @@ class EntropyCheck:
     min_length: int = 16
 
     def is_high_entropy(self, value: str) -> bool:
-        if len(value) < self.min_length or len(value) > 4096 or not any(ch.isdigit() for ch in value):
+        """True for a random-looking value; one in a single case by its longest ``-_.`` part.
+
+        Identifiers are lower-case words and numbers joined by separators
+        (``claude-3-5-sonnet-20241022``, ``eastus2-openai-prod-01``): their parts are short,
+        where a random token's are long, or mixed-case.
+        """
+        if len(value) > 4096 or not any(ch.isdigit() for ch in value):
             return False
-        if all(ch in string.hexdigits for ch in value):
-            if value.isdigit():
+        mixed = any(ch.isupper() for ch in value) and any(ch.islower() for ch in value)
+        part = value.replace(".", "") if mixed else max(_SEPARATORS.split(value), key=len)
+        size = len(part)
+        if size < self.min_length:
+            return False
+        if all(ch in string.hexdigits for ch in part):
+            if part.isdigit():
                 return False
-            return _shannon(value) > min(self.hex_limit, 0.85 * math.log2(min(len(value), 16)))
-        if all(ch in self.base64_charset for ch in value) and any(ch.isalpha() for ch in value):
-            return _shannon(value) > min(self.base64_limit, 0.85 * math.log2(len(value)))
+            return _shannon(part) > min(self.hex_limit, 0.8 * math.log2(min(size, 16)))
+        if all(ch in self.base64_charset for ch in part) and any(ch.isalpha() for ch in part):
+            return _shannon(part) > min(self.base64_limit, 0.8 * math.log2(size))
         return False
+
+
+_SEPARATORS = re.compile(r"[-_.]")
 
 
 def _shannon(value: str) -> float:

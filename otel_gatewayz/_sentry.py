@@ -26,8 +26,9 @@ from ._transport import CountingTransport
 
 _HEALTH_MARKERS = ("health check", "healthcheck", "/health")
 # Values Sentry needs verbatim; hex ids could look like card numbers to the value patterns.
-_VERBATIM_KEYS = frozenset({"event_id", "trace_id", "span_id", "parent_span_id", "timestamp",
-                            "start_timestamp", "release", "environment"})
+_VERBATIM_KEYS = frozenset(
+    {"event_id", "trace_id", "span_id", "parent_span_id", "timestamp", "start_timestamp", "release", "environment"}
+)
 if TYPE_CHECKING:
     from sentry_sdk._types import Event as SentryEvent
     from sentry_sdk._types import Hint
@@ -88,9 +89,13 @@ def scrub_event(rt: Runtime, event: Event) -> Event:
             scrubbed[key] = value
         elif key == "contexts" and isinstance(value, dict):
             scrubbed[key] = {
-                name: (dict(ctx, data=rt.scrubber.scrub(ctx.get("data"), report, "contexts.trace.data"))
-                       if name == "trace" and isinstance(ctx, dict) and "data" in ctx
-                       else ctx if name == "trace" else rt.scrubber.scrub(ctx, report, f"contexts.{name}"))
+                name: (
+                    dict(ctx, data=rt.scrubber.scrub(ctx.get("data"), report, "contexts.trace.data"))
+                    if name == "trace" and isinstance(ctx, dict) and "data" in ctx
+                    else ctx
+                    if name == "trace"
+                    else rt.scrubber.scrub(ctx, report, f"contexts.{name}")
+                )
                 for name, ctx in value.items()
             }
         else:

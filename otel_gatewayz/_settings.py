@@ -135,50 +135,136 @@ def _parse_regexes(raw: str) -> tuple[str, ...]:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("sentry_dsn", ("SENTRY_DSN",), "DSN", "unset",
-            "Where Sentry events and transactions go. Unset: no Sentry client (metrics and traces still work)."),
-    Setting("sentry_enabled", ("SENTRY_ENABLED",), "bool", "true when a DSN or Spotlight is set",
-            "Turns the Sentry side on or off without removing the DSN."),
-    Setting("traces_sample_rate", ("SENTRY_TRACES_SAMPLE_RATE",), "float 0..1",
-            "production 0.01, staging 0.1, development 1.0",
-            "Share of new traces sampled; one decision for OTel spans and Sentry transactions "
-            "(callers' decisions are followed). `OTEL_TRACES_SAMPLER` replaces it when set."),
-    Setting("profiles_sample_rate", ("SENTRY_PROFILES_SAMPLE_RATE",), "float 0..1",
-            "production 0.01, staging 0.5, development 0",
-            "Share of processes that run Sentry's continuous profiler (a per-process decision)."),
-    Setting("release_sha", _RELEASE_VARS, "str", "`git rev-parse HEAD` in the working directory, else `unknown`",
-            "The release's git SHA, the first of these set: `service.version` and the Sentry release "
-            "`{service}@{sha}`."),
-    Setting("service_name", ("OTEL_SERVICE_NAME", "SERVICE_NAME"), "str", "gatewayz-api",
-            "`service.name` on every signal and the `service` tag; `OTEL_SERVICE_NAME` wins, then "
-            "`service.name` in `OTEL_RESOURCE_ATTRIBUTES`, then `SERVICE_NAME`."),
-    Setting("environment", ("APP_ENV",), "development | staging | production", "development",
-            "`deployment.environment.name` and the Sentry environment (`deployment.environment.name` in "
-            "`OTEL_RESOURCE_ATTRIBUTES` wins); picks the per-environment defaults."),
-    Setting("spotlight", ("SENTRY_SPOTLIGHT",), "bool or URL", "off",
-            "Also send events to a local Spotlight viewer (`npx @spotlightjs/spotlight`)."),
-    Setting("capture_expected_errors", ("GATEWAYZ_CAPTURE_EXPECTED_ERRORS",), "bool",
-            "false in production, true elsewhere",
-            "Send 404s and validation errors to Sentry. They are counted in metrics either way."),
-    Setting("fingerprint_rules", ("GATEWAYZ_FINGERPRINT_RULES",), "list of `TypeSubstring=group`", "empty",
-            "Extra fingerprint rules, checked before the spec's, e.g. `Timeout=provider_error`."),
-    Setting("impact_rules", ("GATEWAYZ_IMPACT_RULES",), "list of `route-substring=high|medium|low`", "empty",
-            "Extra user-impact rules, checked before the spec's, e.g. `/admin=medium`."),
-    Setting("scrub_keys", ("GATEWAYZ_SCRUB_KEYS",), "list of regexes", "empty",
-            "Extra key patterns whose values are always redacted (added to the built-in ones)."),
-    Setting("scrub_safe_keys", ("GATEWAYZ_SCRUB_SAFE_KEYS",), "list of regexes", "empty",
-            "Keys never redacted by key name (values are still checked for secrets)."),
-    Setting("propagation_targets", ("GATEWAYZ_TRACE_PROPAGATION_TARGETS",), "list of host regexes", "empty",
-            "Hosts that receive `traceparent`, `sentry-trace` and `baggage` on outgoing requests. "
-            "Empty: none do, so third-party LLM providers never see our trace ids."),
-    Setting("span_pii", ("GATEWAYZ_SPAN_PII",), "bool", "false",
-            "Put the user's email on spans (`user.email`). Sentry's user always has it."),
-    Setting("include_local_variables", ("GATEWAYZ_INCLUDE_LOCAL_VARIABLES",), "bool", "true",
-            "Attach stack-frame local variables (scrubbed) to Sentry events."),
-    Setting("shutdown_timeout", ("GATEWAYZ_SHUTDOWN_TIMEOUT",), "seconds", "5",
-            "How long shutdown waits to flush pending events and spans."),
-    Setting("metrics_dir", ("GATEWAYZ_METRICS_DIR",), "path", "a fresh temporary directory per server start",
-            "Where worker processes leave their metric snapshots for the process serving `/metrics`."),
+    Setting(
+        "sentry_dsn",
+        ("SENTRY_DSN",),
+        "DSN",
+        "unset",
+        "Where Sentry events and transactions go. Unset: no Sentry client (metrics and traces still work).",
+    ),
+    Setting(
+        "sentry_enabled",
+        ("SENTRY_ENABLED",),
+        "bool",
+        "true when a DSN or Spotlight is set",
+        "Turns the Sentry side on or off without removing the DSN.",
+    ),
+    Setting(
+        "traces_sample_rate",
+        ("SENTRY_TRACES_SAMPLE_RATE",),
+        "float 0..1",
+        "production 0.01, staging 0.1, development 1.0",
+        "Share of new traces sampled; one decision for OTel spans and Sentry transactions "
+        "(callers' decisions are followed). `OTEL_TRACES_SAMPLER` replaces it when set.",
+    ),
+    Setting(
+        "profiles_sample_rate",
+        ("SENTRY_PROFILES_SAMPLE_RATE",),
+        "float 0..1",
+        "production 0.01, staging 0.5, development 0",
+        "Share of processes that run Sentry's continuous profiler (a per-process decision).",
+    ),
+    Setting(
+        "release_sha",
+        _RELEASE_VARS,
+        "str",
+        "`git rev-parse HEAD` in the working directory, else `unknown`",
+        "The release's git SHA, the first of these set: `service.version` and the Sentry release `{service}@{sha}`.",
+    ),
+    Setting(
+        "service_name",
+        ("OTEL_SERVICE_NAME", "SERVICE_NAME"),
+        "str",
+        "gatewayz-api",
+        "`service.name` on every signal and the `service` tag; `OTEL_SERVICE_NAME` wins, then "
+        "`service.name` in `OTEL_RESOURCE_ATTRIBUTES`, then `SERVICE_NAME`.",
+    ),
+    Setting(
+        "environment",
+        ("APP_ENV",),
+        "development | staging | production",
+        "development",
+        "`deployment.environment.name` and the Sentry environment (`deployment.environment.name` in "
+        "`OTEL_RESOURCE_ATTRIBUTES` wins); picks the per-environment defaults.",
+    ),
+    Setting(
+        "spotlight",
+        ("SENTRY_SPOTLIGHT",),
+        "bool or URL",
+        "off",
+        "Also send events to a local Spotlight viewer (`npx @spotlightjs/spotlight`).",
+    ),
+    Setting(
+        "capture_expected_errors",
+        ("GATEWAYZ_CAPTURE_EXPECTED_ERRORS",),
+        "bool",
+        "false in production, true elsewhere",
+        "Send 404s and validation errors to Sentry. They are counted in metrics either way.",
+    ),
+    Setting(
+        "fingerprint_rules",
+        ("GATEWAYZ_FINGERPRINT_RULES",),
+        "list of `TypeSubstring=group`",
+        "empty",
+        "Extra fingerprint rules, checked before the spec's, e.g. `Timeout=provider_error`.",
+    ),
+    Setting(
+        "impact_rules",
+        ("GATEWAYZ_IMPACT_RULES",),
+        "list of `route-substring=high|medium|low`",
+        "empty",
+        "Extra user-impact rules, checked before the spec's, e.g. `/admin=medium`.",
+    ),
+    Setting(
+        "scrub_keys",
+        ("GATEWAYZ_SCRUB_KEYS",),
+        "list of regexes",
+        "empty",
+        "Extra key patterns whose values are always redacted (added to the built-in ones).",
+    ),
+    Setting(
+        "scrub_safe_keys",
+        ("GATEWAYZ_SCRUB_SAFE_KEYS",),
+        "list of regexes",
+        "empty",
+        "Keys never redacted by key name (values are still checked for secrets).",
+    ),
+    Setting(
+        "propagation_targets",
+        ("GATEWAYZ_TRACE_PROPAGATION_TARGETS",),
+        "list of host regexes",
+        "empty",
+        "Hosts that receive `traceparent`, `sentry-trace` and `baggage` on outgoing requests. "
+        "Empty: none do, so third-party LLM providers never see our trace ids.",
+    ),
+    Setting(
+        "span_pii",
+        ("GATEWAYZ_SPAN_PII",),
+        "bool",
+        "false",
+        "Put the user's email on spans (`user.email`). Sentry's user always has it.",
+    ),
+    Setting(
+        "include_local_variables",
+        ("GATEWAYZ_INCLUDE_LOCAL_VARIABLES",),
+        "bool",
+        "true",
+        "Attach stack-frame local variables (scrubbed) to Sentry events.",
+    ),
+    Setting(
+        "shutdown_timeout",
+        ("GATEWAYZ_SHUTDOWN_TIMEOUT",),
+        "seconds",
+        "5",
+        "How long shutdown waits to flush pending events and spans.",
+    ),
+    Setting(
+        "metrics_dir",
+        ("GATEWAYZ_METRICS_DIR",),
+        "path",
+        "a fresh temporary directory per server start",
+        "Where worker processes leave their metric snapshots for the process serving `/metrics`.",
+    ),
 )
 
 
@@ -295,10 +381,12 @@ def load_settings(env: Mapping[str, str], cwd: str | None = None) -> Settings:
     enabled = r.get("SENTRY_ENABLED", _parse_bool, True, "Sentry is disabled")
     sentry_enabled = enabled is True and dsn is not _INVALID and (dsn is not None or bool(spotlight))
 
-    traces = r.get("SENTRY_TRACES_SAMPLE_RATE", _parse_rate, _TRACE_RATE_BY_ENV[environment],
-                   "tracing is disabled (rate 0)")
-    profiles = r.get("SENTRY_PROFILES_SAMPLE_RATE", _parse_rate, _PROFILE_RATE_BY_ENV[environment],
-                     "profiling is disabled")
+    traces = r.get(
+        "SENTRY_TRACES_SAMPLE_RATE", _parse_rate, _TRACE_RATE_BY_ENV[environment], "tracing is disabled (rate 0)"
+    )
+    profiles = r.get(
+        "SENTRY_PROFILES_SAMPLE_RATE", _parse_rate, _PROFILE_RATE_BY_ENV[environment], "profiling is disabled"
+    )
 
     def keep(value: Any, default: Any) -> Any:
         return default if value is _INVALID else value
@@ -314,8 +402,12 @@ def load_settings(env: Mapping[str, str], cwd: str | None = None) -> Settings:
         environment=environment,
         spotlight=spotlight,
         capture_expected_errors=keep(
-            r.get("GATEWAYZ_CAPTURE_EXPECTED_ERRORS", _parse_bool, environment != "production",
-                  "using the per-environment default"),
+            r.get(
+                "GATEWAYZ_CAPTURE_EXPECTED_ERRORS",
+                _parse_bool,
+                environment != "production",
+                "using the per-environment default",
+            ),
             environment != "production",
         ),
         fingerprint_rules=keep(r.get("GATEWAYZ_FINGERPRINT_RULES", _parse_rules, (), "extra rules ignored"), ()),
@@ -323,17 +415,14 @@ def load_settings(env: Mapping[str, str], cwd: str | None = None) -> Settings:
         scrub_keys=keep(r.get("GATEWAYZ_SCRUB_KEYS", _parse_regexes, (), "extra patterns ignored"), ()),
         scrub_safe_keys=keep(r.get("GATEWAYZ_SCRUB_SAFE_KEYS", _parse_regexes, (), "safe keys ignored"), ()),
         propagation_targets=keep(
-            r.get("GATEWAYZ_TRACE_PROPAGATION_TARGETS", _parse_regexes, (),
-                  "trace headers go to no host"),
+            r.get("GATEWAYZ_TRACE_PROPAGATION_TARGETS", _parse_regexes, (), "trace headers go to no host"),
             (),
         ),
         span_pii=keep(r.get("GATEWAYZ_SPAN_PII", _parse_bool, False, "email kept off spans"), False),
         include_local_variables=keep(
             r.get("GATEWAYZ_INCLUDE_LOCAL_VARIABLES", _parse_bool, True, "local variables are not sent"), False
         ),
-        shutdown_timeout=keep(
-            r.get("GATEWAYZ_SHUTDOWN_TIMEOUT", _parse_positive_float, 5.0, "using 5 seconds"), 5.0
-        ),
+        shutdown_timeout=keep(r.get("GATEWAYZ_SHUTDOWN_TIMEOUT", _parse_positive_float, 5.0, "using 5 seconds"), 5.0),
         metrics_dir=env.get("GATEWAYZ_METRICS_DIR") or None,
         problems=tuple(r.problems),
     )

@@ -118,7 +118,10 @@ def _build(auto_instrumentation_version: str | None) -> Runtime:
     patch_starlette()
     logger.info(
         "otel_gatewayz: service=%s release=%s environment=%s traces_sample_rate=%s sentry=%s",
-        settings.service_name, settings.release, settings.environment, settings.traces_sample_rate,
+        settings.service_name,
+        settings.release,
+        settings.environment,
+        settings.traces_sample_rate,
         "on" if sentry_active else "off",
     )
     return rt

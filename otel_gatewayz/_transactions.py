@@ -105,12 +105,19 @@ def transaction_event(root: ReadableSpan, children: list[ReadableSpan], service:
     if "parent_span_id" in root_payload:
         trace_context["parent_span_id"] = root_payload["parent_span_id"]
     tags = {"service": service}
-    for attr, tag in (("gen_ai.request.model", "model"), ("gen_ai.provider.name", "provider"),
-                      ("gatewayz.user_impact", "user_impact"), ("http.response.status_code", "http.status_code")):
+    for attr, tag in (
+        ("gen_ai.request.model", "model"),
+        ("gen_ai.provider.name", "provider"),
+        ("gatewayz.user_impact", "user_impact"),
+        ("http.response.status_code", "http.status_code"),
+    ):
         if attr in attrs:
             tags[tag] = str(attrs[attr])
-    user = {key: attrs[attr] for attr, key in (("user.id", "id"), ("user.email", "email"),
-                                                ("gatewayz.user.plan", "plan")) if attr in attrs}
+    user = {
+        key: attrs[attr]
+        for attr, key in (("user.id", "id"), ("user.email", "email"), ("gatewayz.user.plan", "plan"))
+        if attr in attrs
+    }
     event: dict[str, Any] = {
         "type": "transaction",
         "platform": "python",
@@ -168,9 +175,12 @@ class SentryTransactionProcessor(SpanProcessor):
             self._queue.put_nowait((span, children))
         except queue.Full:
             runtime().instruments.dropped.add(1, {"signal": "sentry_transaction", "reason": "queue_full"})
-            log_once("tx-queue-full", logging.WARNING,
-                     "otel_gatewayz: Sentry transaction queue is full; dropping (counted in "
-                     "gatewayz_telemetry_dropped_total)")
+            log_once(
+                "tx-queue-full",
+                logging.WARNING,
+                "otel_gatewayz: Sentry transaction queue is full; dropping (counted in "
+                "gatewayz_telemetry_dropped_total)",
+            )
 
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
@@ -194,8 +204,9 @@ class SentryTransactionProcessor(SpanProcessor):
                         root, children = item
                         sentry_sdk.capture_event(transaction_event(root, children, service))  # type: ignore[arg-type]
                 except Exception:  # noqa: BLE001 - a bad span must not stop the sender
-                    log_once("tx-build", logging.ERROR, "otel_gatewayz: building a Sentry transaction failed",
-                             exc_info=True)
+                    log_once(
+                        "tx-build", logging.ERROR, "otel_gatewayz: building a Sentry transaction failed", exc_info=True
+                    )
                 finally:
                     self._queue.task_done()
             # Wake up at most BATCH_INTERVAL apart under load: one hand-off per batch, not per request.

@@ -52,9 +52,13 @@ class CountingTransport(HttpTransport):
         CountingTransport.dropped += 1
         with contained("Sentry drop counting"):
             runtime().instruments.dropped.add(1, {"signal": "sentry", "reason": str(reason)})
-        log_once(f"sentry-drop:{reason}", logging.WARNING,
-                 "otel_gatewayz: Sentry dropped an envelope (%s); further drops are counted in "
-                 "gatewayz_telemetry_dropped_total, not logged", reason)
+        log_once(
+            f"sentry-drop:{reason}",
+            logging.WARNING,
+            "otel_gatewayz: Sentry dropped an envelope (%s); further drops are counted in "
+            "gatewayz_telemetry_dropped_total, not logged",
+            reason,
+        )
 
     def _handle_response(self, response: Any, envelope: Any) -> None:
         if 200 <= getattr(response, "status", 0) < 300:
