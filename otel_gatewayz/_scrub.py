@@ -341,12 +341,10 @@ class Scrubber:
             if n:  # the text changed: find the keys and rules again in what is left
                 cleaned, _ = self._scan(out, 2)
                 return cleaned, True
-        if key_hits or self._extra is not None:
-            out, n = self._pairs(out, key_hits)
-            hits += n
-        if url_hits and "@" in out:
+        if url_hits and "@" in out:  # all of ``user:password@``, before BasicAuth takes the password alone
             out, n = self._userinfo(out)
             hits += n
+        # Formats before key names: a whole key block or token goes before a key could take a piece.
         size = len(text)
         for i in sorted(triggered):
             compiled = self._compiled[i]
@@ -354,6 +352,11 @@ class Scrubber:
             if size < rule.min_length or (rule.precheck is not None and rule.precheck.search(lowered) is None):
                 continue
             out, n = compiled.regex.subn(functools.partial(_redact_match, compiled), out)
+            hits += n
+        if key_hits or self._extra is not None:
+            if hits:  # positions moved: find the key words again in what is left
+                key_hits = [m.start() for m in self._gate.finditer(out.lower()) if _PAIR in self._actions[m.group(1)]]
+            out, n = self._pairs(out, key_hits)
             hits += n
         if _DIGIT_RUN.search(out):
             out, n = self._cards(out)
@@ -392,6 +395,8 @@ class Scrubber:
             bare = value.group(0).strip("\"'\\")
             if bare == MARKER or (kind == 1 and not self._entropy.is_high_entropy(bare)):
                 continue
+            if bare == value.group(0) and _ASSIGN.match(text, value.end()):
+                continue  # ``key: aws_secret = "..."``: the "value" is the next key; judge that one
             spans.append((start, value.start(), value.end()))
             seen_end = value.end()
         if not spans:
@@ -430,7 +435,9 @@ class Scrubber:
             if start < last or (start > 0 and text[start - 1] in _B64_RUN and text[start - 1] not in "/="):
                 continue
             end = start
-            while end < len(text) and text[end] in _B64_RUN:
+            while end < len(text) and text[end] in _B64_RUN and text[end] != "=":
+                end += 1
+            while end < len(text) and text[end] == "=":  # padding ends a blob
                 end += 1
             while end - start >= 16:
                 if self._decodes_to_secret(text[start:end], depth):
@@ -448,7 +455,10 @@ class Scrubber:
                 raw = decode(body + "=" * (-len(body) % 4))
             except (binascii.Error, ValueError):
                 continue
-            decoded = raw.decode("utf-8", "ignore")
+            try:
+                decoded = raw.decode("utf-8")
+            except UnicodeDecodeError:  # not text: not a wrapped key, or a path ran on after it
+                continue
             if decoded and sum(ch.isprintable() or ch in "\r\n\t" for ch in decoded) >= 0.9 * len(decoded):
                 return self._scan(decoded, depth + 1)[1]
         return False
