@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .._context.state import RequestState
@@ -76,13 +76,16 @@ def categorise(exc_type: str, extra_rules: Sequence[tuple[str, str]] = ()) -> st
     return None
 
 
-def fingerprint_for(exc: BaseException, extra_rules: Sequence[tuple[str, str]] = ()) -> tuple[tuple[str, ...], str]:
+def fingerprint_for(
+    exc: BaseException, extra_rules: Sequence[tuple[str, str]] = (), scrub: Callable[[str], str] = str
+) -> tuple[tuple[str, ...], str]:
     """``(fingerprint, category)`` for the exception that was raised."""
     exc_type = type(exc).__name__
     group = categorise(exc_type, extra_rules)
     if group is not None:
         return (exc_type, group), group if group in CATEGORIES else "other"
-    message_key = normalise_message(_message(exc))
+    # Scrubbed before normalising: a grouping key is never a place a secret can hide.
+    message_key = normalise_message(scrub(_message(exc)))
     return ((exc_type, message_key) if message_key else (exc_type,)), "other"
 
 
@@ -108,9 +111,10 @@ def group_error(
     route: str | None,
     fingerprint_rules: Sequence[tuple[str, str]] = (),
     impact_rules: Sequence[tuple[str, str]] = (),
+    scrub: Callable[[str], str] = str,
 ) -> ErrorGrouping:
-    """Fingerprint, category and impact of one error."""
-    fingerprint, category = fingerprint_for(exc, fingerprint_rules)
+    """Fingerprint, category and impact of one error (``scrub`` cleans the message fallback)."""
+    fingerprint, category = fingerprint_for(exc, fingerprint_rules, scrub)
     return ErrorGrouping(fingerprint, category, type(exc).__name__, impact_for(route, impact_rules))
 
 
@@ -133,16 +137,20 @@ class ErrorGrouper:
     """Groups errors by the configured rules (user rules first, then the spec's)."""
 
     def __init__(
-        self, fingerprint_rules: Sequence[tuple[str, str]] = (), impact_rules: Sequence[tuple[str, str]] = ()
+        self,
+        fingerprint_rules: Sequence[tuple[str, str]] = (),
+        impact_rules: Sequence[tuple[str, str]] = (),
+        scrub: Callable[[str], str] = str,
     ) -> None:
         self._fingerprint_rules = tuple(fingerprint_rules)
         self._impact_rules = tuple(impact_rules)
+        self._scrub = scrub
 
     def group(self, exc: BaseException, state: RequestState | None) -> ErrorGrouping:
         """Grouping of ``exc`` raised while serving ``state``; a rule that raises falls back to the spec's."""
         route = route_of(state)
         try:
-            return group_error(exc, route, self._fingerprint_rules, self._impact_rules)
+            return group_error(exc, route, self._fingerprint_rules, self._impact_rules, self._scrub)
         except Exception:  # noqa: BLE001 - a user rule must never lose the event
             log_once(
                 "grouping-rule",
@@ -150,5 +158,5 @@ class ErrorGrouper:
                 "otel_gatewayz: a grouping rule failed; using the spec's rules",
                 exc_info=True,
             )
-            fingerprint, category = fingerprint_for(exc)
+            fingerprint, category = fingerprint_for(exc, scrub=self._scrub)
             return ErrorGrouping(fingerprint, category, type(exc).__name__, impact_for(route))

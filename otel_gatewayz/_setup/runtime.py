@@ -41,7 +41,7 @@ class Parts:
         return cls(
             settings,
             scrubber,
-            ErrorGrouper(settings.fingerprint_rules, settings.impact_rules),
+            ErrorGrouper(settings.fingerprint_rules, settings.impact_rules, scrubber.scrub_text),
             instruments,
             GenAiMetrics(instruments, scrubber),
         )

@@ -72,3 +72,14 @@ def test_user_impact_follows_the_spec(route, impact):
 def test_impact_rules_extend_the_spec():
     assert impact_for("/admin/x", [("/admin", "medium")]) == "medium"
     assert group_error(ValueError("x"), "/users/1", impact_rules=[("/users", "high")]).user_impact == "high"
+
+
+def test_the_message_fallback_never_groups_on_a_secret():
+    from otel_gatewayz._errors.grouping import ErrorGrouper
+    from otel_gatewayz._privacy.scrubber import Scrubber
+
+    grouper = ErrorGrouper(scrub=Scrubber().scrub_text)
+    keys = ["sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc" * 3, "sk_live_" + "9xQ1aB2cD3eF4gH5iJ6kL7mN" * 3]
+    groups = [grouper.group(RuntimeError(f"Upstream said: invalid key {key}"), None) for key in keys]
+    assert groups[0].fingerprint == groups[1].fingerprint
+    assert not any(key[8:16] in part for key in keys for part in groups[0].fingerprint)

@@ -67,3 +67,155 @@ def test_unexpected_types_pass_through():
     value = {"n": None, "f": 1.5, "b": True, "o": object, "t": ("Bearer abcdefghijkl",)}
     out = Scrubber().scrub(value)
     assert out["o"] is object and out["t"] == ("Bearer [REDACTED]",)
+
+
+SECRET_KEY_NAMES = (
+    "stripe_key",
+    "azureOpenAIKey",
+    "azure_openai_key",
+    "X-Goog-Api-Key",
+    "creds",
+    "private_key",
+    "client_secret",
+    "aws_secret_access_key",
+    "x-amz-security-token",
+    "Authorization",
+    "proxy-authorization",
+    "set-cookie",
+    "OPENAI_API_KEY",
+    "HF_TOKEN",
+    "apikey",
+    "dbPassword",
+    "ssl_keyfile_password",
+    "--ssl-keyfile-password",
+    "session_id",
+    "sessionid",
+    "access_token",
+    "id_token",
+    "jwt",
+    "dsn",
+    "sig",
+    "http.request.header.x-api-key",
+)
+SAFE_KEY_NAMES = (
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "max_tokens",
+    "total_tokens",
+    "token_count",
+    "keyboard",
+    "monkey",
+    "api_key_id",
+    "key_id",
+    "gatewayz.user.api_key_id",
+    "token_type",
+    "secret_name",
+    "private_key_path",
+    "http.response.status_code",
+    "InvalidTokenError",
+    "KeyError",
+    "passthrough",
+    "model",
+    "openai_model",
+    "trace_id",
+    "user.id",
+)
+
+
+def test_key_names_are_judged_by_their_tokens():
+    scrubber = Scrubber()
+    assert [k for k in SECRET_KEY_NAMES if not scrubber.is_secret_key(k)] == []
+    assert [k for k in SAFE_KEY_NAMES if scrubber.is_secret_key(k)] == []
+
+
+def test_secret_keys_in_text_reprs_and_form_bodies():
+    scrubber = Scrubber()
+    text = "Settings(stripe_key='sk_x_1', creds='hunter2hunter2', model='gpt-4o', max_tokens=100)"
+    assert scrubber.scrub_text(text) == (
+        "Settings(stripe_key='[REDACTED]', creds='[REDACTED]', model='gpt-4o', max_tokens=100)"
+    )
+    assert scrubber.scrub_text("a=1&stripe_key=abc123&b=2") == "a=1&stripe_key=[REDACTED]&b=2"
+    assert scrubber.scrub_text("X-Goog-Api-Key: abc123 next") == "X-Goog-Api-Key: [REDACTED] next"
+    assert scrubber.scrub_text('{"azureOpenAIKey": "abc", "n": 1}') == '{"azureOpenAIKey": "[REDACTED]", "n": 1}'
+    kept = "api_key_id=42 key_id: 7 token_count=5 gen_ai.usage.input_tokens=12 if token == expected:"
+    assert scrubber.scrub_text(kept) == kept
+
+
+def test_argv_loses_the_value_after_a_secret_flag():
+    argv = ["uvicorn", "app:app", "--ssl-keyfile-password", "hunter2", "--port", "8000", "--api-key=abc"]
+    assert Scrubber().scrub(argv) == [
+        "uvicorn",
+        "app:app",
+        "--ssl-keyfile-password",
+        MARKER,
+        "--port",
+        "8000",
+        "--api-key=[REDACTED]",
+    ]
+    assert Scrubber().scrub_text(" ".join(argv)).split()[3] == MARKER
+
+
+def test_ambiguous_keys_lose_only_random_values():
+    scrubber = Scrubber()
+    out = scrubber.scrub(
+        {
+            "azure_openai": "0f6e2b9d41c7a385f0de92b16c4a7e53",
+            "azure_openai_deployment": "gpt-4o-mini",
+            "stripe_customer": "alice",
+        }
+    )
+    assert out == {"azure_openai": MARKER, "azure_openai_deployment": "gpt-4o-mini", "stripe_customer": "alice"}
+    assert scrubber.scrub_text("openai=Xk3vQ9zLm2Rt8WpYb4Nc6Hd1") == "openai=[REDACTED]"
+
+
+def test_provider_error_body_echoing_a_key_is_scrubbed_and_groups_the_same():
+    from otel_gatewayz._errors.grouping import normalise_message
+
+    scrubber = Scrubber()
+    keys = ["sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc" * 3, "sk_live_" + "9xQ1aB2cD3eF4gH5iJ6kL7mN" * 3]
+    messages = [
+        f'Upstream 401: {{"error": {{"message": "Invalid API key: {k}", "code": "invalid_api_key"}}}}' for k in keys
+    ]
+    scrubbed = [scrubber.scrub_text(m) for m in messages]
+    for key, out in zip(keys, scrubbed, strict=True):
+        assert key[8:16] not in out and MARKER in out
+    # The fingerprint fallback must normalise the scrubbed message: then no secret, one group.
+    assert normalise_message(scrubbed[0]) == normalise_message(scrubbed[1])
+    assert "sk_live" not in normalise_message(scrubbed[0])
+
+
+def test_multiline_pem_block_goes_whole_also_in_long_text():
+    body = "\n".join(["MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"] * 12)
+    pem = f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----"
+    text = "Traceback (most recent call last):\n" + '  File "x.py", line 1, in f\n' * 40 + f"ValueError: {pem}\nend"
+    out = Scrubber().scrub_text(text)
+    assert "MIIEvQIBADAN" not in out and out.endswith("ValueError: [REDACTED]\nend")
+
+
+def test_base64_wrapped_key_is_decoded_and_redacted():
+    import base64
+
+    blob = base64.b64encode(b"sk_live_" + b"Zq8" * 12).decode()
+    assert Scrubber().scrub_text(f"config={blob} loaded") == f"config={MARKER} loaded"
+    assert Scrubber().scrub_text(f"/v1/blobs/{blob}/raw") == f"/v1/blobs/{MARKER}/raw"
+
+
+def test_scrubbing_is_idempotent():
+    scrubber = Scrubber()
+    text = "Bearer abcdefghijkl token=abc creds='x' https://u:p@h/x?sig=1 ghp_" + "a1" * 18
+    once = scrubber.scrub_text(text)
+    assert scrubber.scrub_text(once) == once
+
+
+def test_without_detect_secrets_the_supplement_still_scrubs(monkeypatch):
+    from otel_gatewayz._privacy import secret_rules as _secret_rules
+
+    def broken() -> tuple[()]:
+        raise ImportError("no detect_secrets")
+
+    monkeypatch.setattr(_secret_rules, "_loaded", None)
+    monkeypatch.setattr(_secret_rules, "detect_secrets_rules", broken)
+    scrubber = Scrubber()
+    assert scrubber.rules_source.startswith("supplement only")
+    assert scrubber.scrub_text("key sk_live_" + "a1" * 20) == "key [REDACTED]"
+    monkeypatch.setattr(_secret_rules, "_loaded", None)  # the next Scrubber loads the real rules again
