@@ -39,8 +39,8 @@ while time.monotonic() < deadline:
         with urllib.request.urlopen(url, timeout=2) as response:
             if response.status < 300:
                 sys.exit(0)
-    except OSError as err:
-        last = err
+    except OSError:
+        pass
     try:
         os.kill(pid, 0)
     except OSError:
@@ -75,6 +75,7 @@ else
   else
     echo "demo: ERROR: Spotlight did not start; continuing without it. Last lines of $log:" >&2
     tail -n 20 "$log" >&2 || true
+    kill "$spotlight_pid" 2>/dev/null || true
   fi
 fi
 

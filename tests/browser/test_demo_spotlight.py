@@ -1,7 +1,8 @@
-"""The demo as a newcomer sees it: the instrumented example gateway sends to Spotlight
-(installed from tools/spotlight/package-lock.json), and headless Chromium shows, on the
-rendered Spotlight UI, the error (type and message) and the chat request's trace with its
-http.client span.
+"""The demo as a newcomer runs it: scripts/demo.sh (every port set by its DEMO_* variables)
+starts the instrumented example gateway and Spotlight, installed from
+tools/spotlight/package-lock.json; headless Chromium then shows, on the rendered Spotlight UI,
+the error (type and message) and the chat request's trace with its http.client span. Also:
+without Node.js the demo runs and says so, and a Spotlight that cannot start is reported.
 
 Screenshots of every page asserted on stay in the test's tmp dir (``errors.png``,
 ``error.png``, ``trace.png``) and are named in the failure message.
@@ -9,18 +10,20 @@ Screenshots of every page asserted on stay in the test's tmp dir (``errors.png``
 
 from __future__ import annotations
 
+import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.helpers import SHA, auth, chat, new_traceparent
+from tests.e2e.helpers import auth, chat, new_traceparent
 from tests.servers.browser import Browser, BrowserMissing
-from tests.servers.gateway import GatewayFactory
-from tests.servers.spotlight import NpmInstallFailed, SpotlightServer
+from tests.servers.demo import Demo
+from tests.servers.npm import NpmInstallFailed
+from tests.servers.ports import RefusedPort
 
 pytestmark = pytest.mark.e2e
 
@@ -30,16 +33,20 @@ WAIT_MS = 60_000
 
 
 @pytest.fixture
-def spotlight(tmp_path: Path) -> Iterator[SpotlightServer]:
-    server = SpotlightServer(tmp_path / "spotlight")
-    try:
-        server.start()
-    except NpmInstallFailed as err:
-        pytest.fail(str(err), pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+def demo_factory(tmp_path: Path) -> Iterator[Callable[..., Demo]]:
+    started: list[Demo] = []
+
+    def start(**kwargs: Any) -> Demo:
+        demo = Demo(tmp_path / f"demo-{len(started)}", **kwargs)
+        started.append(demo)
+        try:
+            return demo.start()
+        except NpmInstallFailed as err:
+            pytest.fail(str(err), pytrace=False)
+
+    yield start
+    for demo in started:
+        demo.stop()
 
 
 @pytest.fixture
@@ -64,24 +71,36 @@ def _shows(snapshot: dict[str, Any], *texts: str) -> None:
     )
 
 
+def _provider_error(demo: Demo, message: str | None = None) -> httpx.Response:
+    params = {"message": message} if message else None
+    return httpx.get(f"{demo.gateway_url}/v1/errors/provider", params=params, headers=auth(), timeout=30)
+
+
 def test_spotlight_shows_the_error_and_the_trace_with_its_http_client_span(
-    spotlight: SpotlightServer, gateway_factory: GatewayFactory, browser: Browser
+    demo_factory: Callable[..., Demo], browser: Browser
 ) -> None:
-    gateway = gateway_factory(
-        env={"SENTRY_SPOTLIGHT": spotlight.stream_url, "APP_ENV": "development", "RELEASE_SHA": SHA}
-    )
+    demo = demo_factory()
+    output = demo.output()
+    # The demo says where everything is, on the ports it was given.
+    assert f"Spotlight: {demo.spotlight_ui}" in output, output
+    assert f"log: {demo.log_dir / 'spotlight.log'}" in output, output
+    assert f"Gateway:   {demo.gateway_url}" in output, output
+    assert f"Metrics:   {demo.metrics_url}" in output, output
+    assert f"sidecar at http://127.0.0.1:{demo.spotlight_port}/stream" in output, output
+
     message = f"OpenRouter API timeout after 30s (browser test {secrets.token_hex(4)})"
-    error = httpx.get(f"{gateway.base_url}/v1/errors/provider", params={"message": message}, headers=auth(), timeout=30)
+    error = _provider_error(demo, message)
     assert error.status_code == 500
     event_id = error.json()["error"]["event_id"]
     header, trace_id, _ = new_traceparent()
-    assert chat(gateway.base_url, headers={"traceparent": header}).status_code == 200
-    upstream = f"POST {gateway.provider_url}/v1/chat/completions"
+    assert chat(demo.gateway_url, headers={"traceparent": header}).status_code == 200
+    upstream = f"POST {demo.provider_url}/v1/chat/completions"
+    ui = demo.spotlight_ui
 
     result = browser.run(
         [
             # Errors: as a user gets there, from the start page's sidebar.
-            {"goto": f"{spotlight.ui_url}/", "timeout": WAIT_MS},
+            {"goto": f"{ui}/", "timeout": WAIT_MS},
             {"click": "Errors", "timeout": WAIT_MS},
             {"wait": ["ProviderAPIError", message, event_id[:8]], "timeout": WAIT_MS},
             {"snapshot": "errors"},
@@ -89,7 +108,7 @@ def test_spotlight_shows_the_error_and_the_trace_with_its_http_client_span(
             {"wait": [message], "timeout": WAIT_MS},
             {"snapshot": "error"},
             # Traces: the chat request's trace (the caller's trace id) and its spans.
-            {"goto": f"{spotlight.ui_url}/telemetry/traces", "timeout": WAIT_MS},
+            {"goto": f"{ui}/telemetry/traces", "timeout": WAIT_MS},
             {"wait": [trace_id[:8], "POST /v1/chat/completions"], "timeout": WAIT_MS},
             {"click": trace_id[:8], "timeout": WAIT_MS},
             {"wait": ["http.client", upstream, trace_id], "timeout": WAIT_MS},
@@ -106,8 +125,48 @@ def test_spotlight_shows_the_error_and_the_trace_with_its_http_client_span(
     assert trace_id in trace["url"], trace["url"]
     _shows(trace, trace_id, "http.server", "POST /v1/chat/completions", "http.client", upstream)
     assert not result["failures"], result["failures"]
-    # Spotlight received everything over its real intake and answered it: no "Internal Server
-    # Error" (the hono 4.13 breakage) and nothing logged about failed posts by the gateway.
+    # Spotlight answered every request (hono 4.13.19 failed them all with this error).
+    spotlight_log = (demo.log_dir / "spotlight.log").read_text()
+    assert "toString is not a function" not in spotlight_log
     assert "Internal Server Error" not in errors["text"] + trace["text"]
-    assert "Internal Server Error" not in spotlight.logs()
-    assert "toString is not a function" not in spotlight.logs()
+
+
+def _path_without_node(bin_dir: Path) -> str:
+    """A PATH with every program of the current one but node, npm and npx."""
+    bin_dir.mkdir()
+    for directory in os.environ.get("PATH", "/usr/bin:/bin").split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for name in os.listdir(directory):
+            link = bin_dir / name
+            if name in {"node", "nodejs", "npm", "npx"} or link.exists() or link.is_symlink():
+                continue
+            link.symlink_to(Path(directory) / name)
+    return str(bin_dir)
+
+
+def test_without_node_the_demo_runs_and_says_so(demo_factory: Callable[..., Demo], tmp_path: Path) -> None:
+    demo = demo_factory(path=_path_without_node(tmp_path / "bin"))
+
+    output = demo.output()
+    assert "Node.js/npm not found: running without Spotlight" in output, output
+    assert "Spotlight:" not in output
+    error = _provider_error(demo)
+    assert error.status_code == 500
+    assert error.json()["error"]["type"] == "internal_error"
+    assert httpx.get(demo.metrics_url, timeout=10).status_code == 200
+
+
+def test_a_spotlight_that_cannot_start_is_reported_and_the_demo_goes_on(
+    demo_factory: Callable[..., Demo],
+) -> None:
+    with RefusedPort() as taken:  # bound by us: Spotlight cannot listen there
+        demo = demo_factory(spotlight_port=taken.port)
+
+        output = demo.output()
+        log = demo.log_dir / "spotlight.log"
+        assert f"demo: ERROR: Spotlight did not start; continuing without it. Last lines of {log}:" in output, output
+        assert "in use" in output  # the tail of Spotlight's own log says why
+        assert "Spotlight:" not in output
+        assert "sentry=off" in output  # nothing is sent to a viewer that is not there
+        assert _provider_error(demo).status_code == 500

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .spotlight import REPO_ROOT, npm_project
+from .npm import REPO_ROOT, npm_project
 
 __all__ = ["CHROMIUM", "DRIVER", "Browser", "BrowserMissing"]
 
