@@ -71,6 +71,24 @@ def _shows(snapshot: dict[str, Any], *texts: str) -> None:
     )
 
 
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses with a socket listening on ``port`` (read from /proc, no traffic)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.split(":")
+                if state == "0A" and int(hex_port, 16) == port:
+                    raw = bytes.fromhex(address)
+                    if width == 8:
+                        found.add(".".join(str(b) for b in reversed(raw)))
+                    else:
+                        found.add("::1" if raw == bytes(15) + b"\x01" else raw.hex())
+    return found
+
+
 def _provider_error(demo: Demo, message: str | None = None) -> httpx.Response:
     params = {"message": message} if message else None
     return httpx.get(f"{demo.gateway_url}/v1/errors/provider", params=params, headers=auth(), timeout=30)
@@ -87,6 +105,8 @@ def test_spotlight_shows_the_error_and_the_trace_with_its_http_client_span(
     assert f"Gateway:   {demo.gateway_url}" in output, output
     assert f"Metrics:   {demo.metrics_url}" in output, output
     assert f"sidecar at http://127.0.0.1:{demo.spotlight_port}/stream" in output, output
+    # Spotlight shows users' errors and requests: it listens on loopback only.
+    assert _listening_addresses(demo.spotlight_port) == {"127.0.0.1"}
 
     message = f"OpenRouter API timeout after 30s (browser test {secrets.token_hex(4)})"
     error = _provider_error(demo, message)
