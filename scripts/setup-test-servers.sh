@@ -68,6 +68,34 @@ install_bugsink() {
     exec 9>&-
 }
 
+install_chromium() {
+    # The browser test drives Debian's Chromium; no test tool may download a browser.
+    if [ -x /usr/bin/chromium ]; then
+        return
+    fi
+    echo "setup-test-servers: installing Debian package chromium"
+    apt_install chromium
+}
+
+install_node() {
+    if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+        return
+    fi
+    echo "setup-test-servers: installing Debian packages nodejs npm"
+    apt_install nodejs npm
+}
+
+install_npm_projects() {
+    # npm ci from the committed lockfiles, cached under ~/.cache/otel_gatewayz/npm by their hash.
+    local root
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    bash "$root/scripts/npm-ci.sh" tools/spotlight >/dev/null
+    bash "$root/scripts/npm-ci.sh" tests/browser >/dev/null
+}
+
 install_prometheus
 install_bugsink
-echo "setup-test-servers: prometheus $(/usr/bin/prometheus --version 2>&1 | head -1 | awk '{print $3}'), bugsink $BUGSINK_VERSION at $BUGSINK_VENV"
+install_chromium
+install_node
+install_npm_projects
+echo "setup-test-servers: prometheus $(/usr/bin/prometheus --version 2>&1 | head -1 | awk '{print $3}'), bugsink $BUGSINK_VERSION at $BUGSINK_VENV, $(/usr/bin/chromium --version 2>/dev/null), node $(node --version)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: sets up everything from a fresh machine (venv, Debian packages, Bugsink,
-# the test collector binary, cached outside the repo), lints, type-checks, then runs pytest.
+# the test collector binary, cached outside the repo), lints, type-checks, builds the package
+# and checks it with twine, then runs pytest.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,4 +13,10 @@ export OGZ_COLLECTOR_BIN
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy otel_gatewayz examples
+# Publishable: the sdist and wheel build and PyPI would render them (tests/test_packaging.py
+# checks their metadata).
+rm -rf dist
+.venv/bin/python -m build --outdir dist . >/dev/null
+.venv/bin/twine check --strict dist/*
+export OGZ_DIST_DIR="$PWD/dist"
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -8,8 +8,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
-stamp="$VENV/.installed-$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -c1-16)-$EXTRAS"
-if [ ! -f "$stamp" ]; then
+stamp_base="$VENV/.installed-$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -c1-16)"
+stamp="$stamp_base-$EXTRAS"
+# The test extra includes the example extra, so a test venv serves the demo as it is.
+if [ ! -f "$stamp" ] && ! { [ "$EXTRAS" = example ] && [ -f "$stamp_base-test" ]; }; then
   "$VENV/bin/python" -m pip install -q -e "$REPO_ROOT[$EXTRAS]"
   touch "$stamp"
 fi

@@ -113,6 +113,64 @@ def test_rule_tests_catch_a_threshold_off_by_one(
     assert alert in done.stdout + done.stderr
 
 
+# --- The rules read the names the pipeline really produces --------------------------------
+
+# Through collector/config.yaml's prometheus exporter (UnderscoreEscapingWithSuffixes) the gauge
+# gatewayz.release.info (unit "1") becomes gatewayz_release_info_ratio; on the app's own /metrics
+# it stays gatewayz_release_info. tests/e2e/test_fleet_alerts.py checks both against real servers.
+COLLECTOR_NAMES = {"gatewayz_errors_total", "gatewayz_error_groups_total", "gatewayz_release_info_ratio"}
+DIRECT_NAMES = {"gatewayz_errors_total", "gatewayz_error_groups_total", "gatewayz_release_info"}
+
+
+def _input_names() -> list[str]:
+    names = []
+    for test in _load(ALERTS_TEST)["tests"]:
+        for series in test["input_series"]:
+            match = re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", series["series"])
+            assert match, series
+            names.append(match.group(0))
+    return names
+
+
+def test_rule_tests_feed_the_names_the_collector_and_the_app_expose() -> None:
+    names = _input_names()
+    assert set(names) <= COLLECTOR_NAMES | DIRECT_NAMES
+    # Mostly the collector's (the fleet path), and the direct name at least once.
+    assert names.count("gatewayz_release_info_ratio") > names.count("gatewayz_release_info") > 0
+
+
+@pytest.mark.parametrize("name", ["gatewayz_release_info", "gatewayz_release_info_ratio"])
+def test_the_release_recording_rule_reads_either_name(promtool: str, tmp_path: Path, name: str) -> None:
+    """A rule test fed only ``name`` records a first-seen timestamp for the release."""
+    shutil.copy(ALERTS, tmp_path / "alerts.yml")
+    labels = 'service_name="s",deployment_environment_name="production",service_version="abc"'
+    test = {
+        "rule_files": ["alerts.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": f'{name}{{{labels},service_instance_id="i"}}', "values": "1x30"}],
+                "promql_expr_test": [
+                    {
+                        "expr": "gatewayz:release_first_seen:timestamp_seconds",
+                        "eval_time": "20m",
+                        "exp_samples": [
+                            {
+                                "labels": f"gatewayz:release_first_seen:timestamp_seconds{{{labels}}}",
+                                "value": 0,
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "release_test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
+    done = _run(promtool, "test", "rules", "release_test.yml", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 # --- The rules say what the spec asks -----------------------------------------------------
 
 

@@ -220,7 +220,7 @@ class Settings:
         default=False,
         default_doc="off",
         on_error="Spotlight is disabled",
-        meaning="Also send events to a local Spotlight viewer (`npx @spotlightjs/spotlight`).",
+        meaning="Also send events to a local Spotlight viewer (`scripts/spotlight.sh`, as the demo does).",
     )
     capture_expected_errors: bool = setting(
         sources=("GATEWAYZ_CAPTURE_EXPECTED_ERRORS",),
