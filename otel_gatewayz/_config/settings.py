@@ -360,6 +360,15 @@ class Settings:
         "outgoing headers stay behind `GATEWAYZ_TRACE_PROPAGATION_TARGETS` whatever the list. An unknown name "
         "stops `opentelemetry-instrument` itself before any distro loads.",
     )
+    capture_message_content: bool = setting(
+        sources=("GATEWAYZ_CAPTURE_MESSAGE_CONTENT",),
+        parse=parse_bool,
+        type="bool",
+        default=False,
+        on_error="content stays out",
+        meaning="Let prompt and completion content (`gen_ai.prompt*`, `gen_ai.*.messages`, `llm.prompts`, "
+        "`content=` in request models' reprs) reach spans, events and logs. Off: redacted everywhere.",
+    )
     log_correlation: bool = setting(
         sources=("GATEWAYZ_LOG_CORRELATION",),
         parse=parse_bool,

@@ -21,6 +21,7 @@ from .._errors.recorder import ErrorRecorder
 from .._export.flush import flush_pending
 from .._metrics.genai import GenAiMetrics
 from .._metrics.instruments import Instruments
+from .._privacy.content import CONTENT_KEYS
 from .._privacy.scrubber import Scrubber
 
 
@@ -36,7 +37,8 @@ class Parts:
 
     @classmethod
     def build(cls, settings: Settings) -> Parts:
-        scrubber = Scrubber(settings.scrub_keys, settings.scrub_safe_keys)
+        content_keys = () if settings.capture_message_content else CONTENT_KEYS
+        scrubber = Scrubber((*settings.scrub_keys, *content_keys), settings.scrub_safe_keys)
         instruments = Instruments(metrics.get_meter("otel_gatewayz"))
         return cls(
             settings,

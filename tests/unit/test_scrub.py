@@ -219,3 +219,36 @@ def test_without_detect_secrets_the_supplement_still_scrubs(monkeypatch):
     assert scrubber.rules_source.startswith("supplement only")
     assert scrubber.scrub_text("key sk_live_" + "a1" * 20) == "key [REDACTED]"
     monkeypatch.setattr(_secret_rules, "_loaded", None)  # the next Scrubber loads the real rules again
+
+
+def test_prompt_and_completion_content_stays_out_unless_allowed():
+    from otel_gatewayz._config.settings import load_settings
+    from otel_gatewayz._setup.runtime import Parts
+
+    prompt = "Summarise our Q3 board deck for me"
+    attributes = {
+        "gen_ai.prompt.0.content": prompt,
+        "gen_ai.input.messages": f'[{{"role": "user", "content": "{prompt}"}}]',
+        "llm.prompts": prompt,
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.input_tokens": 12,
+    }
+    local = f"ChatRequest(model='gpt-4o-mini', messages=[Message(role='user', content='{prompt}')])"
+    default = Parts.build(load_settings({})).scrubber
+    scrubbed = default.scrub({**attributes, "body": local})
+    assert prompt not in repr(scrubbed)
+    assert scrubbed["gen_ai.request.model"] == "gpt-4o-mini" and scrubbed["gen_ai.usage.input_tokens"] == 12
+    allowed = Parts.build(load_settings({"GATEWAYZ_CAPTURE_MESSAGE_CONTENT": "true"})).scrubber
+    assert allowed.scrub(attributes)["gen_ai.prompt.0.content"] == prompt
+    assert prompt in allowed.scrub_text(local)
+
+
+def test_content_keys_leave_messages_and_breadcrumbs_alone():
+    from otel_gatewayz._config.settings import load_settings
+    from otel_gatewayz._setup.runtime import Parts
+
+    scrubber = Parts.build(load_settings({})).scrubber
+    crumb = {"message": "Chat request started", "category": "inference", "data": {"model": "gpt-4"}}
+    assert scrubber.scrub(crumb) == crumb
+    event = {"message": "Test error from Gatewayz API", "logentry": {"message": "x %s", "params": ["y"]}}
+    assert scrubber.scrub(event) == event

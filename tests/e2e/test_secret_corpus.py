@@ -1,0 +1,126 @@
+"""Issue 13 end to end: every format of the rule set, planted everywhere a request can carry it, never leaves.
+
+The corpus (``tests/secret_corpus.py``) has two synthetic examples of every rule of
+detect-secrets and of our supplement. Each is planted in an exception message, a URL path, a
+query, a model name, a captured header, a JSON body under a secret key and the server's own
+argv; then every byte that left is scanned: decompressed Sentry envelopes, OTLP protobuf,
+``/metrics`` and the logs. Prompt content is planted too and must stay out unless allowed.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.e2e.helpers import SHA, auth, chat
+from tests.secret_corpus import secret_samples
+
+pytestmark = pytest.mark.e2e
+
+PROMPT = "Summarise the confidential Q3 board deck, page 7"
+ARGV_SECRET = "sk_live_" + "Zq8rT2vB9nM4kL7pW3xC6yH1" * 2
+
+
+def _header_safe(value: str) -> bool:
+    return value.isascii() and value.isprintable() and value == value.strip()
+
+
+def _plant(base_url: str, sample) -> None:
+    """One fresh connection per request: uvicorn closes a connection after an unhandled error."""
+    text, secret = sample.text, sample.secret
+
+    def get(path: str, **kwargs) -> None:
+        httpx.get(f"{base_url}{path}", headers={**auth("planter"), **kwargs.pop("headers", {})}, timeout=30, **kwargs)
+
+    if sample.keyed_only:
+        get("/v1/errors/unique", params={"message": f"rejected: api_key={secret}"})
+        httpx.post(f"{base_url}/auth/login", json={"email": "planter@example.com", "password": secret}, timeout=30)
+        return
+    # As it appears (with the context its rule needs), in every place a request can carry it.
+    get("/v1/errors/unique", params={"message": f"Upstream 401: {text}"})
+    get(f"/v1/keys/{quote(text, safe='')}")  # an unmatched route: url.path, a counted 404
+    get("/users/me", params={"q": text})
+    if _header_safe(text):
+        get("/users/me", headers={"X-Request-Note": text})
+    if not any(c.isspace() for c in text):
+        chat(base_url, user="planter", model=text)
+
+
+def _left(gateway, sentry_recorder, otlp_recorder) -> bytes:
+    return b"\n".join(
+        [
+            sentry_recorder.all_bytes(),
+            *otlp_recorder.raw_bodies(),
+            httpx.get(gateway.metrics_url).content,
+            gateway.logs().encode(),
+        ]
+    )
+
+
+def _pieces(secret: str) -> list[bytes]:
+    """The secret and two 16-character pieces of its middle (a partial leak is a leak)."""
+    middle = len(secret) // 2
+    return [
+        secret.encode(),
+        *(secret[i : i + 16].encode() for i in (middle - 16, middle) if i >= 0 and len(secret) >= 32),
+    ]
+
+
+@pytest.fixture
+def corpus_gateway(gateway_factory, sentry_recorder, otlp_recorder):
+    def start(**env: str):
+        return gateway_factory(
+            env={
+                "SENTRY_DSN": sentry_recorder.dsn,
+                "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_recorder.endpoint,
+                "SENTRY_TRACES_SAMPLE_RATE": "1.0",
+                "RELEASE_SHA": SHA,
+                "APP_ENV": "staging",
+                "OTEL_BSP_SCHEDULE_DELAY": "100",
+                "OTEL_METRIC_EXPORT_INTERVAL": "500",
+                "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
+                "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "x-request-note,user-agent",
+                **env,
+            },
+            extra_args=["--ssl-keyfile-password", ARGV_SECRET],
+        )
+
+    return start
+
+
+def test_no_format_of_the_rule_set_leaves_the_process(corpus_gateway, sentry_recorder, otlp_recorder):
+    gateway = corpus_gateway()
+    samples = secret_samples()
+    assert len({s.format for s in samples}) >= 60  # the whole rule set, not a handful
+
+    for sample in samples:
+        _plant(gateway.base_url, sample)
+    sentry_recorder.wait_for_events(len(samples), timeout=60)
+    time.sleep(2.0)  # the last batches of spans, metrics and logs
+
+    left = _left(gateway, sentry_recorder, otlp_recorder)
+    leaked = sorted({s.format for s in samples for piece in _pieces(s.secret) if piece in left})
+    assert not leaked, f"formats that left the process: {leaked}"
+    assert ARGV_SECRET.encode() not in left  # sys.argv reaches Sentry's extra, scrubbed
+    assert b"[REDACTED]" in sentry_recorder.all_bytes()
+    # Grouping keys are scrubbed before they are normalised: no secret hides in a fingerprint.
+    fingerprints = " ".join(part for e in sentry_recorder.events() for part in e.get("fingerprint") or ())
+    assert "[REDACTED]" in fingerprints
+    assert not [s.format for s in samples for piece in _pieces(s.secret) if piece.decode() in fingerprints]
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_prompt_content_stays_out_unless_allowed(corpus_gateway, sentry_recorder, otlp_recorder, allowed):
+    gateway = corpus_gateway(GATEWAYZ_CAPTURE_MESSAGE_CONTENT="true" if allowed else "false")
+
+    # The provider fails: the route's frame locals (the request body, with the prompt) reach Sentry.
+    response = chat(gateway.base_url, model="error-500", messages=[{"role": "user", "content": PROMPT}])
+    assert response.status_code == 500
+    sentry_recorder.wait_for_events(1)
+    time.sleep(1.0)
+
+    left = _left(gateway, sentry_recorder, otlp_recorder)
+    assert (PROMPT.encode() in left) is allowed
