@@ -16,7 +16,7 @@ from .._errors.recorder import already_recorded
 from .._privacy.events import Event, scrub_event
 from .._privacy.scrubber import Scrubber
 from .._safety.log import contained, logger
-from .request import request_from_scope
+from .request import pii_values, redact_values, request_from_scope
 
 if TYPE_CHECKING:
     from sentry_sdk._types import Event as SentryEvent
@@ -43,6 +43,13 @@ def enrich_event(
             event["transaction_info"] = {"source": "route"}
         if state.scope is not None and state.scope.get("type") == "http" and "request" not in event:
             event["request"] = request_from_scope(state.scope, send_pii)
+        if state.scope is not None and not send_pii:
+            # Stack-frame variables (the ASGI scope, a request) would carry them too.
+            secrets = pii_values(state.scope)
+            if secrets:
+                for key in ("exception", "threads", "extra", "message", "logentry"):
+                    if key in event:
+                        event[key] = redact_values(event[key], secrets)
         if state.user:
             event["user"] = {**state.user, **(event.get("user") or {})}
         if state.request:

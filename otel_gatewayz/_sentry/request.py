@@ -8,6 +8,7 @@ The end user's IP and user agent stay out (headers, ``env.REMOTE_ADDR``, span da
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
@@ -32,7 +33,13 @@ PII_SPAN_KEYS = frozenset(
 )
 # On a server span the socket peer is the end user (or their proxy).
 PII_SERVER_SPAN_KEYS = frozenset({"network.peer.address", "network.peer.port", "net.peer.port"})
+# Captured request headers on spans (``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``).
+_PII_HEADER_ATTR = re.compile(
+    r"^http\.request\.header\.(user[-_]agent|x[-_]forwarded[-_]for|x[-_]real[-_]ip|forwarded|true[-_]client[-_]ip"
+    r"|cf[-_]connecting[-_]ip|cookie)$"
+)
 MAX_HEADERS = 64
+FILTERED = "[Filtered]"
 
 
 def _headers(raw: Iterable[tuple[bytes, bytes]], send_pii: bool) -> dict[str, str]:
@@ -95,3 +102,36 @@ def strip_pii_span_data(data: MutableMapping[str, Any], server: bool) -> None:
     if server:
         for key in PII_SERVER_SPAN_KEYS:
             data.pop(key, None)
+    for key in [key for key in data if _PII_HEADER_ATTR.match(key)]:
+        del data[key]
+
+
+def pii_values(scope: Mapping[str, Any]) -> list[str]:
+    """The end user's address and user agent as this request carries them (client, proxy headers)."""
+    values: set[str] = set()
+    client = scope.get("client")
+    if client:
+        values.add(str(client[0]))
+    for name_bytes, value_bytes in scope.get("headers") or ():
+        if name_bytes.decode("latin-1").lower() in PII_HEADERS:
+            value = value_bytes.decode("latin-1").strip()
+            values.add(value)
+            values.update(part.strip() for part in value.split(",") if name_bytes.lower() != b"user-agent")
+    # Longest first, so that a list is filtered before its parts; too short a value would mangle text.
+    return sorted((v for v in values if len(v) >= 3), key=len, reverse=True)
+
+
+def redact_values(value: Any, secrets: list[str], depth: int = 0) -> Any:
+    """``value`` with every occurrence of ``secrets`` replaced (e.g. in stack-frame variables)."""
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, FILTERED)
+        return value
+    if depth > 20:
+        return value
+    if isinstance(value, dict):
+        return {key: redact_values(item, secrets, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_values(item, secrets, depth + 1) for item in value]
+    return value

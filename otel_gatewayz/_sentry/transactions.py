@@ -118,6 +118,20 @@ def _span_payload(span: ReadableSpan, send_pii: bool = False) -> dict[str, Any]:
     return payload
 
 
+# The spec's request context (``set_request_context``), as the root span's attributes carry it.
+_SPEC_REQUEST_ATTRS = (
+    ("gatewayz.request.endpoint", "endpoint"),
+    ("gatewayz.request.method", "method"),
+    ("gen_ai.request.model", "model"),
+    ("gen_ai.provider.name", "provider"),
+    ("gatewayz.stream", "stream"),
+)
+
+
+def _spec_request_context(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: attrs[attr] for attr, key in _SPEC_REQUEST_ATTRS if attr in attrs}
+
+
 def transaction_event(
     root: ReadableSpan,
     children: list[ReadableSpan],
@@ -138,6 +152,9 @@ def transaction_event(
         name = root_payload["description"] if "http.route" in attrs else None
         trace_context["dynamic_sampling_context"] = dsc.for_trace(root.context.trace_id, True, name, incoming)
     contexts: dict[str, Any] = {"trace": trace_context}
+    spec_request = _spec_request_context(original)
+    if spec_request:
+        contexts["request"] = spec_request
     code = original.get("http.response.status_code") or original.get("http.status_code")
     if isinstance(code, int):
         contexts["response"] = {"status_code": code}
