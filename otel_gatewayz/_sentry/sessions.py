@@ -128,6 +128,11 @@ def wrap_stack(aggregator: SessionAggregator) -> Callable[[ASGIApp], ASGIApp]:
     """
 
     def wrap(stack: ASGIApp) -> ASGIApp:
+        with contained("session middleware"):  # the app builds whatever happens here
+            return _wrapped(stack)
+        return stack
+
+    def _wrapped(stack: ASGIApp) -> ASGIApp:
         inner = getattr(stack, "app", None)
         if inner is None:
             log_once(
