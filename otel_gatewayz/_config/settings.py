@@ -280,6 +280,16 @@ class Settings:
         on_error="email kept off spans",
         meaning="Put the user's email on spans (`user.email`). Sentry's user always has it.",
     )
+    send_default_pii: bool = setting(
+        sources=("SENTRY_SEND_DEFAULT_PII",),
+        parse=parse_bool,
+        type="bool",
+        default=False,
+        invalid=False,
+        on_error="PII stays out of Sentry",
+        meaning="Send the end user's IP address and user agent to Sentry (request headers, `env.REMOTE_ADDR`, "
+        "span data of errors and transactions); sentry-sdk's `send_default_pii`. Off: they never leave the process.",
+    )
     include_local_variables: bool = setting(
         sources=("GATEWAYZ_INCLUDE_LOCAL_VARIABLES",),
         parse=parse_bool,

@@ -1,8 +1,9 @@
 """Trace propagation: W3C ``traceparent``/``baggage`` and Sentry's ``sentry-trace``, chained.
 
 Incoming: a ``traceparent`` wins; a lone ``sentry-trace`` continues the caller's trace with
-its sampling decision (a missing flag defers to our ratio). Outgoing: headers are injected
-only into requests to allowed hosts, so third-party providers never see our trace ids.
+its sampling decision (a missing flag defers to our ratio); ``baggage`` keeps a caller's
+Sentry DSC frozen (see ``baggage``). Outgoing: headers are injected only into requests to
+allowed hosts, so third-party providers never see our trace ids.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from contextvars import ContextVar
 from importlib.metadata import entry_points
 
 from opentelemetry import trace
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context, get_current
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import (
@@ -26,6 +26,8 @@ from opentelemetry.propagators.textmap import (
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from .baggage import DscSource, SentryBaggagePropagator
 
 SENTRY_TRACE_HEADER = "sentry-trace"
 DEFERRED_KEY = "gatewayz"
@@ -106,9 +108,11 @@ class TargetGatedPropagator(TextMapPropagator):
         return self._inner.fields
 
 
-def build_propagator(targets: Iterable[str]) -> TargetGatedPropagator:
+def build_propagator(targets: Iterable[str], dsc: DscSource | None = None) -> TargetGatedPropagator:
     """Sentry first so that a ``traceparent``, extracted after it, wins when both are sent."""
-    inner = CompositePropagator([SentryTracePropagator(), TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+    inner = CompositePropagator(
+        [SentryTracePropagator(), TraceContextTextMapPropagator(), SentryBaggagePropagator(dsc)]
+    )
     return TargetGatedPropagator(inner, targets)
 
 
@@ -134,7 +138,17 @@ class NoPropagation(TextMapPropagator):
         return set()
 
 
-def named_propagator(names: Iterable[str], targets: Iterable[str]) -> TargetGatedPropagator:
-    """``OTEL_PROPAGATORS``'s list (names validated by the settings), still behind the host gate."""
-    loaded = [next(iter(entry_points(group="opentelemetry_propagator", name=name))).load()() for name in names]
+def named_propagator(
+    names: Iterable[str], targets: Iterable[str], dsc: DscSource | None = None
+) -> TargetGatedPropagator:
+    """``OTEL_PROPAGATORS``'s list (names validated by the settings), still behind the host gate.
+
+    ``baggage`` is ours, so that a caller's Sentry sampling context stays frozen whatever the list.
+    """
+    loaded = [
+        SentryBaggagePropagator(dsc)
+        if name == "baggage"
+        else next(iter(entry_points(group="opentelemetry_propagator", name=name))).load()()
+        for name in names
+    ]
     return TargetGatedPropagator(CompositePropagator(loaded) if loaded else NoPropagation(), targets)

@@ -2,7 +2,9 @@
 
 Sentry transactions are built from sampled OTel spans, so the two can never disagree. A
 caller's decision is followed, except a Sentry caller that deferred it (no flag in
-``sentry-trace``): then our ratio decides, keeping the caller's trace id.
+``sentry-trace``): then our ratio decides, keeping the caller's trace id, on the caller's
+``sample_rand`` when its baggage carries one (Sentry's rule: sampled when ``sample_rand <
+rate``), else on the trace id as for a trace that starts here.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import (
+    Decision,
     ParentBased,
     Sampler,
     SamplingResult,
@@ -21,6 +24,7 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
+from .baggage import incoming_dsc
 from .propagation import DEFERRED_KEY, DEFERRED_VALUE
 
 
@@ -28,6 +32,7 @@ class GatewayzSampler(Sampler):
     """Parent-based ratio sampling that honours deferred Sentry decisions."""
 
     def __init__(self, rate: float) -> None:
+        self._rate = rate
         self._ratio = TraceIdRatioBased(rate)
         self._parent_based = ParentBased(self._ratio)
 
@@ -43,8 +48,14 @@ class GatewayzSampler(Sampler):
     ) -> SamplingResult:
         parent = trace.get_current_span(parent_context).get_span_context()
         if parent.is_valid and parent.is_remote and parent.trace_state.get(DEFERRED_KEY) == DEFERRED_VALUE:
+            state = parent.trace_state.delete(DEFERRED_KEY)
+            dsc = incoming_dsc(parent_context)
+            rand = dsc.sample_rand() if dsc is not None and dsc.trace_id == trace.format_trace_id(trace_id) else None
+            if rand is not None:
+                decision = Decision.RECORD_AND_SAMPLE if rand < self._rate else Decision.DROP
+                return SamplingResult(decision, None, state)
             result = self._ratio.should_sample(parent_context, trace_id, name, kind, attributes, links)
-            return SamplingResult(result.decision, result.attributes, parent.trace_state.delete(DEFERRED_KEY))
+            return SamplingResult(result.decision, result.attributes, state)
         return self._parent_based.should_sample(parent_context, trace_id, name, kind, attributes, links)
 
     def get_description(self) -> str:

@@ -35,6 +35,8 @@ class RequestState:
     breadcrumbs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_BREADCRUMBS))
     # Outgoing calls awaiting a response: key -> (method, host, perf_counter start, category).
     pending_calls: dict[int, tuple[str, str, float, str]] = field(default_factory=dict)
+    # An error escaped a route or a stream (recorded handled: false): the session is errored.
+    unhandled_error: bool = False
 
     def set_attributes(self, attributes: dict[str, AttributeValue]) -> None:
         """Remember attributes for later spans and put them on the root and current span now."""

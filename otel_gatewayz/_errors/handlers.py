@@ -102,8 +102,10 @@ def install_handlers(app: Starlette, recorder: ErrorRecorder, flush: Callable[[]
     setattr(app, _HANDLERS_SET, True)
 
 
-def patch_starlette(recorder: ErrorRecorder, flush: Callable[[], object]) -> None:
-    """Make every app built from now on install our handlers (idempotent).
+def patch_starlette(
+    recorder: ErrorRecorder, flush: Callable[[], object], wrap_stack: Callable[[Any], Any] | None = None
+) -> None:
+    """Make every app built from now on install our handlers (idempotent); ``wrap_stack`` sees the built stack.
 
     Starlette has no public hook for "an app is being built": ``build_middleware_stack`` is
     wrapped (guarded by a test that fails if Starlette renames it).
@@ -123,7 +125,8 @@ def patch_starlette(recorder: ErrorRecorder, flush: Callable[[], object]) -> Non
         @functools.wraps(original)
         def build_middleware_stack(self: Starlette, _original: Any = original) -> Any:
             install_handlers(self, recorder, flush)
-            return _original(self)
+            stack = _original(self)
+            return wrap_stack(stack) if wrap_stack is not None else stack
 
         setattr(build_middleware_stack, _PATCHED, True)
         cls.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]

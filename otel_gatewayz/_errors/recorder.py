@@ -2,7 +2,9 @@
 
 Every capture path (the global exception handler, ``capture_exception``,
 ``capture_errors``) goes through :meth:`ErrorRecorder.record`, so an exception seen twice on
-its way up (a streaming generator, then the global handler) is recorded once.
+its way up (a streaming generator, then the global handler) is recorded once. The Sentry
+event's mechanism names us (``otel_gatewayz``) and says whether the app handled the error:
+``handled: false`` for one that escaped a route or a stream.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import sentry_sdk
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
+from sentry_sdk.utils import event_from_exception
 
 from .._context.state import RequestState, current_state, new_breadcrumb
 from .._metrics.genai import GenAiMetrics
@@ -25,6 +28,7 @@ from .grouping import UNMATCHED_ROUTE, ErrorGrouper, ErrorGrouping, route_of
 
 _CAPTURED_ATTR = "__otel_gatewayz_event_id__"
 _TRACE_ATTR = "__otel_gatewayz_trace_id__"
+MECHANISM = "otel_gatewayz"
 # True while the recorder itself hands an exception to Sentry.
 _capturing: ContextVar[bool] = ContextVar("otel_gatewayz_capturing", default=False)
 
@@ -89,6 +93,8 @@ class ErrorRecorder:
         if span_context.is_valid:
             with contextlib.suppress(AttributeError, TypeError):
                 setattr(exc, _TRACE_ATTR, trace.format_trace_id(span_context.trace_id))
+        if not handled and state is not None:
+            state.unhandled_error = True
         with contained("error recording"):
             grouping = self.grouper.group(exc, state)
             with contained("error span annotation"):  # OTel's record_exception calls str(exc)
@@ -97,7 +103,7 @@ class ErrorRecorder:
             self._flush_pending_calls(state, grouping.error_type)
             expected = expected or grouping.category == "validation_error"
             if self._sentry_active and (self._capture_expected or not expected):
-                event_id = self._send(exc, grouping, level, context, tags)
+                event_id = self._send(exc, grouping, level, context, tags, handled)
                 if event_id is None and not handled:
                     log_once(
                         "event-not-sent",
@@ -129,13 +135,19 @@ class ErrorRecorder:
         level: str,
         context: dict[str, Any] | None,
         tags: dict[str, str] | None,
+        handled: bool,
     ) -> str | None:
         all_tags = {"error_type": grouping.category, "user_impact": grouping.user_impact, **(tags or {})}
         contexts = {"error_context": context} if context else {}
         token = _capturing.set(True)
         try:
-            return sentry_sdk.capture_exception(
-                exc,
+            client = sentry_sdk.get_client()
+            event, hint = event_from_exception(
+                exc, client_options=client.options, mechanism={"type": MECHANISM, "handled": handled}
+            )
+            return sentry_sdk.capture_event(
+                event,
+                hint=hint,
                 fingerprint=list(grouping.fingerprint),
                 tags=all_tags,
                 contexts=contexts,

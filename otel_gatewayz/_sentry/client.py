@@ -31,7 +31,7 @@ def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transpor
             dsn=settings.sentry_dsn,
             environment=settings.environment,
             release=settings.release,
-            send_default_pii=False,
+            send_default_pii=settings.send_default_pii,
             max_request_body_size="never",
             include_local_variables=settings.include_local_variables,
             # Transactions are built from OTel spans, not by the SDK, so transaction-bound

@@ -1,19 +1,22 @@
 """The Sentry client's hooks: events get the request's context and our grouping, then everything is scrubbed.
 
-Error events get the request's user, request context, breadcrumbs, tags and fingerprint; a
-report of an error the recorder already handled (the server's own log line) is dropped.
+Error events get the request's user, request context, breadcrumbs, tags and fingerprint, the
+transaction (route) and Sentry's ``request`` interface, and the trace's DSC for the envelope
+header; a report of an error the recorder already handled (the server's own log line) is dropped.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+from .._context.baggage import DscSource, transaction_name
 from .._context.state import RequestState, current_state
 from .._errors.grouping import ErrorGrouper
 from .._errors.recorder import already_recorded
 from .._privacy.events import Event, scrub_event
 from .._privacy.scrubber import Scrubber
 from .._safety.log import contained, logger
+from .request import pii_values, redact_values, request_from_scope
 
 if TYPE_CHECKING:
     from sentry_sdk._types import Event as SentryEvent
@@ -23,12 +26,30 @@ _HEALTH_MARKERS = ("health check", "healthcheck", "/health")
 
 
 def enrich_event(
-    event: Event, hint: dict[str, Any], state: RequestState | None, grouper: ErrorGrouper, service: str
+    event: Event,
+    hint: dict[str, Any],
+    state: RequestState | None,
+    grouper: ErrorGrouper,
+    service: str,
+    send_pii: bool = False,
 ) -> Event | None:
     """``event`` with the request's context and our grouping; None for a duplicate or a health check."""
     tags = event.setdefault("tags", {})
     tags.setdefault("service", service)
     if state is not None:
+        name = transaction_name(state)
+        if name is not None and not event.get("transaction"):
+            event["transaction"] = name
+            event["transaction_info"] = {"source": "route"}
+        if state.scope is not None and state.scope.get("type") == "http" and "request" not in event:
+            event["request"] = request_from_scope(state.scope, send_pii)
+        if state.scope is not None and not send_pii:
+            # Stack-frame variables (the ASGI scope, a request) would carry them too.
+            secrets = pii_values(state.scope)
+            if secrets:
+                for key in ("exception", "threads", "extra", "message", "logentry"):
+                    if key in event:
+                        event[key] = redact_values(event[key], secrets)
         if state.user:
             event["user"] = {**state.user, **(event.get("user") or {})}
         if state.request:
@@ -56,23 +77,44 @@ def enrich_event(
 class SentryHooks:
     """``before_send``, ``before_send_transaction`` and ``before_breadcrumb``, with what they use."""
 
-    def __init__(self, scrubber: Scrubber, grouper: ErrorGrouper, service: str) -> None:
+    def __init__(
+        self,
+        scrubber: Scrubber,
+        grouper: ErrorGrouper,
+        service: str,
+        dsc: DscSource | None = None,
+        send_pii: bool = False,
+    ) -> None:
         self._scrubber = scrubber
         self._grouper = grouper
         self._service = service
+        self._dsc = dsc
+        self._send_pii = send_pii
 
     def before_send(self, sentry_event: SentryEvent, hint: Hint) -> SentryEvent | None:
         event = cast(Event, sentry_event)
+        state = current_state()
         with contained("before_send enrichment"):
-            enriched = enrich_event(event, hint, current_state(), self._grouper, self._service)
+            enriched = enrich_event(event, hint, state, self._grouper, self._service, self._send_pii)
             if enriched is None:
                 return None
             event = enriched
+        with contained("error event trace header"):
+            self._add_dsc(event, state)
         try:
             return cast("SentryEvent", scrub_event(event, self._scrubber))
         except Exception:  # noqa: BLE001 - never send what we could not scrub
             logger.exception("otel_gatewayz: scrubbing an event failed; the event is dropped")
             return None
+
+    def _add_dsc(self, event: Event, state: RequestState | None) -> None:
+        """The trace's DSC, which sentry-sdk moves from ``contexts.trace`` to the envelope's ``trace`` header."""
+        if self._dsc is None:
+            return
+        dsc = self._dsc.for_context(None, state)
+        trace_context = (event.get("contexts") or {}).get("trace")
+        if dsc is not None and isinstance(trace_context, dict) and trace_context.get("trace_id") == dsc["trace_id"]:
+            trace_context["dynamic_sampling_context"] = dsc
 
     def before_send_transaction(self, event: SentryEvent, hint: Hint) -> SentryEvent | None:
         try:

@@ -2,9 +2,12 @@
 
 Each finished local-root span becomes one transaction with its local children as spans
 (op ``http.server``/``http.client``, description ``METHOD /route``, status from the HTTP
-status), sent through sentry-sdk's own transport. Building happens on a background thread
-behind a bounded queue, so the request path only pays for an append; a full queue drops
-and counts.
+status), sent through sentry-sdk's own transport. They carry what Sentry's product reads:
+the trace's DSC (the envelope's ``trace`` header: the caller's frozen one, or ours),
+``request``, ``contexts.response.status_code``, and Sentry's span data keys (``http.method``,
+``url``) beside the OTel ones; the end user's IP and user agent only with PII on. Building
+happens on a background thread behind a bounded queue, so the request path only pays for an
+append; a full queue drops and counts.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 from sentry_sdk.tracing import get_span_status_from_http_code
 
+from .._context.baggage import DscSource, FrozenDsc, incoming_dsc
 from .._metrics.drops import DropCounter
 from .._safety.background import in_background
 from .._safety.log import log_once
+from .request import request_from_span, strip_pii_span_data
 
 MAX_CHILDREN = 1000
 MAX_OPEN_ROOTS = 10_000
@@ -79,8 +84,24 @@ def _status(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
     return "internal_error" if span.status.status_code == StatusCode.ERROR else "ok"
 
 
-def _span_payload(span: ReadableSpan) -> dict[str, Any]:
-    attrs = dict(span.attributes or {})
+def _sentry_data(span: ReadableSpan, attrs: dict[str, Any], send_pii: bool) -> dict[str, Any]:
+    """The span's attributes plus the keys Sentry's performance product reads, PII removed unless allowed."""
+    method = attrs.get("http.request.method") or attrs.get("http.method")
+    if method is not None:
+        attrs.setdefault("http.method", method)
+    code = attrs.get("http.response.status_code") or attrs.get("http.status_code")
+    if code is not None:
+        attrs.setdefault("http.response.status_code", code)
+    url = attrs.get("url.full") or attrs.get("http.url")
+    if span.kind == SpanKind.CLIENT and url:
+        attrs.setdefault("url", _strip_query(str(url)))
+    if not send_pii:
+        strip_pii_span_data(attrs, server=span.kind == SpanKind.SERVER)
+    return attrs
+
+
+def _span_payload(span: ReadableSpan, send_pii: bool = False) -> dict[str, Any]:
+    attrs = _sentry_data(span, dict(span.attributes or {}), send_pii)
     payload: dict[str, Any] = {
         "trace_id": trace.format_trace_id(span.context.trace_id),
         "span_id": _hex_span(span.context.span_id),
@@ -97,13 +118,46 @@ def _span_payload(span: ReadableSpan) -> dict[str, Any]:
     return payload
 
 
-def transaction_event(root: ReadableSpan, children: list[ReadableSpan], service: str) -> dict[str, Any]:
+# The spec's request context (``set_request_context``), as the root span's attributes carry it.
+_SPEC_REQUEST_ATTRS = (
+    ("gatewayz.request.endpoint", "endpoint"),
+    ("gatewayz.request.method", "method"),
+    ("gen_ai.request.model", "model"),
+    ("gen_ai.provider.name", "provider"),
+    ("gatewayz.stream", "stream"),
+)
+
+
+def _spec_request_context(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: attrs[attr] for attr, key in _SPEC_REQUEST_ATTRS if attr in attrs}
+
+
+def transaction_event(
+    root: ReadableSpan,
+    children: list[ReadableSpan],
+    service: str,
+    dsc: DscSource | None = None,
+    incoming: FrozenDsc | None = None,
+    send_pii: bool = False,
+) -> dict[str, Any]:
     """The Sentry transaction event for a local root span and its finished children."""
-    root_payload = _span_payload(root)
+    root_payload = _span_payload(root, send_pii)
     attrs = root_payload["data"]
+    original = root.attributes or {}
     trace_context = {k: root_payload[k] for k in ("trace_id", "span_id", "op", "status", "origin", "data")}
     if "parent_span_id" in root_payload:
         trace_context["parent_span_id"] = root_payload["parent_span_id"]
+    if dsc is not None:
+        # The name only for a routed request: what the outgoing calls' baggage carried (``transaction_name``).
+        name = root_payload["description"] if "http.route" in attrs else None
+        trace_context["dynamic_sampling_context"] = dsc.for_trace(root.context.trace_id, True, name, incoming)
+    contexts: dict[str, Any] = {"trace": trace_context}
+    spec_request = _spec_request_context(original)
+    if spec_request:
+        contexts["request"] = spec_request
+    code = original.get("http.response.status_code") or original.get("http.status_code")
+    if isinstance(code, int):
+        contexts["response"] = {"status_code": code}
     tags = {"service": service}
     for attr, tag in (
         ("gen_ai.request.model", "model"),
@@ -125,26 +179,41 @@ def transaction_event(root: ReadableSpan, children: list[ReadableSpan], service:
         "transaction_info": {"source": "route" if "http.route" in attrs else "custom"},
         "start_timestamp": root_payload["start_timestamp"],
         "timestamp": root_payload["timestamp"],
-        "contexts": {"trace": trace_context},
-        "spans": [_span_payload(child) for child in children],
+        "contexts": contexts,
+        "spans": [_span_payload(child, send_pii) for child in children],
         "tags": tags,
     }
     if user:
         event["user"] = user
+    request = request_from_span(original, send_pii) if root.kind == SpanKind.SERVER else None
+    if request is not None:
+        event["request"] = request
     return event
 
 
 class SentryTransactionProcessor(SpanProcessor):
     """Groups each local root's children and hands finished trees to a sender thread."""
 
-    def __init__(self, service: str, shutdown_timeout: float, drops: DropCounter) -> None:
+    def __init__(
+        self,
+        service: str,
+        shutdown_timeout: float,
+        drops: DropCounter,
+        dsc: DscSource | None = None,
+        send_pii: bool = False,
+    ) -> None:
         self._service = service
+        self._dsc = dsc
+        self._send_pii = send_pii
+        self._incoming: dict[int, FrozenDsc] = {}
         self._shutdown_timeout = shutdown_timeout
         self._drops = drops
         self._lock = threading.Lock()
         self._root_of: dict[int, int] = {}
         self._children: dict[int, list[ReadableSpan]] = {}
-        self._queue: queue.Queue[tuple[ReadableSpan, list[ReadableSpan]] | None] = queue.Queue(QUEUE_SIZE)
+        self._queue: queue.Queue[tuple[ReadableSpan, list[ReadableSpan], FrozenDsc | None] | None] = queue.Queue(
+            QUEUE_SIZE
+        )
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
 
@@ -156,6 +225,9 @@ class SentryTransactionProcessor(SpanProcessor):
                 if len(self._children) < MAX_OPEN_ROOTS:
                     self._root_of[span_id] = span_id
                     self._children[span_id] = []
+                    frozen = incoming_dsc(parent_context) if parent.is_valid else None
+                    if frozen is not None:
+                        self._incoming[span_id] = frozen
                 return
             root = self._root_of.get(parent.span_id)
             if root is not None:
@@ -173,9 +245,10 @@ class SentryTransactionProcessor(SpanProcessor):
                     siblings.append(span)
                 return
             children = self._children.pop(span_id, [])
+            frozen = self._incoming.pop(span_id, None)
         self._ensure_thread()
         try:
-            self._queue.put_nowait((span, children))
+            self._queue.put_nowait((span, children, frozen))
         except queue.Full:
             self._drops.count("sentry_transaction", "queue_full", what="Sentry transaction queue is full, dropping")
 
@@ -189,7 +262,7 @@ class SentryTransactionProcessor(SpanProcessor):
                 self._thread.start()
 
     def _run(self) -> None:
-        service = self._service
+        service, dsc, send_pii = self._service, self._dsc, self._send_pii
         while True:
             batch = [self._queue.get()]
             with contextlib.suppress(queue.Empty):
@@ -198,8 +271,9 @@ class SentryTransactionProcessor(SpanProcessor):
             for item in batch:
                 try:
                     if item is not None:
-                        root, children = item
-                        sentry_sdk.capture_event(transaction_event(root, children, service))  # type: ignore[arg-type]
+                        root, children, frozen = item
+                        event = transaction_event(root, children, service, dsc, frozen, send_pii)
+                        sentry_sdk.capture_event(event)  # type: ignore[arg-type]
                 except Exception:  # noqa: BLE001 - a bad span must not stop the sender
                     log_once(
                         "tx-build", logging.ERROR, "otel_gatewayz: building a Sentry transaction failed", exc_info=True

@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
+import sentry_sdk
 from opentelemetry import trace
 from opentelemetry.propagate import set_global_textmap
 from opentelemetry.sdk.environment_variables import OTEL_CONFIG_FILE
@@ -21,6 +23,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from .._config.resource import renew_instance_id_after_fork, resource_attributes
 from .._config.settings import Settings, load_settings
+from .._context.baggage import DscSource
 from .._context.processor import ContextSpanProcessor
 from .._context.propagation import build_propagator, named_propagator
 from .._context.sampling import GatewayzSampler
@@ -33,6 +36,7 @@ from .._safety.log import contained, ensure_visible, logger
 from .._safety.processors import ContainedSpanProcessor
 from .._sentry.client import init_sentry
 from .._sentry.enrichment import SentryHooks
+from .._sentry.sessions import SessionAggregator, wrap_stack
 from .._sentry.transactions import SentryTransactionProcessor
 from .._sentry.transport import CountingTransport
 from .runtime import Parts, Runtime, install, make_runtime
@@ -45,12 +49,27 @@ _EXPORTER_VARIABLES = (
 )
 
 
-def _start_sentry(parts: Parts) -> bool:
+def dsc_source(settings: Settings) -> DscSource:
+    """What a trace that starts here puts in its DSC: our key, release, environment and rate."""
+    public_key = urlsplit(settings.sentry_dsn).username if settings.sentry_dsn else None
+    rate = None if settings.traces_sampler else settings.traces_sample_rate
+    return DscSource(public_key, settings.release, settings.environment, rate)
+
+
+def _start_sentry(parts: Parts, dsc: DscSource) -> bool:
     settings = parts.settings
     if not settings.sentry_enabled:
         return False
-    hooks = SentryHooks(parts.scrubber, parts.grouper, settings.service_name)
+    hooks = SentryHooks(parts.scrubber, parts.grouper, settings.service_name, dsc, settings.send_default_pii)
     return init_sentry(settings, hooks, CountingTransport.bound(parts.instruments.drops))
+
+
+def _sessions(settings: Settings) -> SessionAggregator | None:
+    """Release-health aggregates, sent through the started client's own transport (none without one)."""
+    transport = sentry_sdk.get_client().transport
+    if transport is None:
+        return None
+    return SessionAggregator(settings.release, settings.environment, transport.capture_envelope)
 
 
 def _validated_exporters(settings: Settings, env: MutableMapping[str, str]) -> None:
@@ -62,13 +81,21 @@ def _validated_exporters(settings: Settings, env: MutableMapping[str, str]) -> N
 
 
 def _sdk_arguments(
-    parts: Parts, sentry_active: bool, auto_instrumentation_version: str | None, env: Mapping[str, str]
+    parts: Parts,
+    sentry_active: bool,
+    auto_instrumentation_version: str | None,
+    env: Mapping[str, str],
+    dsc: DscSource,
 ) -> dict[str, Any]:
     settings = parts.settings
     drops = parts.instruments.drops
     processors: list[SpanProcessor] = [ContextSpanProcessor()]
     if sentry_active:
-        processors.append(SentryTransactionProcessor(settings.service_name, settings.shutdown_timeout, drops))
+        processors.append(
+            SentryTransactionProcessor(
+                settings.service_name, settings.shutdown_timeout, drops, dsc, settings.send_default_pii
+            )
+        )
     arguments: dict[str, Any] = {
         "resource_attributes": resource_attributes(settings, env),
         "sampler": None if settings.traces_sampler else GatewayzSampler(settings.traces_sample_rate),
@@ -127,24 +154,37 @@ def build(
     install_log_record_factory(parts.scrubber)
     if settings.log_correlation:
         install_log_correlation()
+    dsc = dsc_source(settings)
     sentry_active = False
+    sessions: SessionAggregator | None = None
     with contained("Sentry start-up"):
-        sentry_active = _start_sentry(parts)
+        sentry_active = _start_sentry(parts, dsc)
+        sessions = _sessions(settings) if sentry_active else None
     runtime = make_runtime(parts, configured=True, sentry_active=sentry_active)
     install(runtime)
 
     _validated_exporters(settings, env)
-    _configure_sdk(sdk_configure, _sdk_arguments(parts, sentry_active, auto_instrumentation_version, env), env)
+    _configure_sdk(sdk_configure, _sdk_arguments(parts, sentry_active, auto_instrumentation_version, env, dsc), env)
     with contained("instance id after fork"):
         provider = trace.get_tracer_provider()
         if isinstance(provider, TracerProvider):
             renew_instance_id_after_fork(provider.resource, env)
+    active_dsc = dsc if sentry_active else None
     set_global_textmap(
-        build_propagator(settings.propagation_targets)
+        build_propagator(settings.propagation_targets, active_dsc)
         if settings.propagators is None
-        else named_propagator(settings.propagators, settings.propagation_targets)
+        else named_propagator(settings.propagators, settings.propagation_targets, active_dsc)
     )
-    patch_starlette(runtime.recorder, runtime.flush)
+    if sessions is None:
+        patch_starlette(runtime.recorder, runtime.flush)
+    else:
+        aggregator = sessions
+
+        def flush() -> bool:
+            aggregator.flush()  # before the SDK's flush, which then sends it
+            return runtime.flush()
+
+        patch_starlette(runtime.recorder, flush, wrap_stack(aggregator))
     logger.info(
         "otel_gatewayz: service=%s release=%s environment=%s traces_sample_rate=%s sentry=%s",
         settings.service_name,
