@@ -266,7 +266,13 @@ class Scrubber:
             return 0
         last = len(tokens) - 1
         strong = {i for i, tok in enumerate(tokens) if tok in _STRONG or _compound(tok)}
-        strong |= {i + 1 for i in range(last) if tokens[i] + tokens[i + 1] in _STRONG}
+        # A session id is a credential when it is the name (``session_id``), as in sentry-sdk's
+        # denylist; another product's (``posthog_session_id``, the spec's example) is a correlation id.
+        strong |= {
+            i + 1
+            for i in range(last)
+            if tokens[i] + tokens[i + 1] in _STRONG and not (i > 0 and tokens[i] + tokens[i + 1] == "sessionid")
+        }
         if tokens[last] in _QUALIFIERS and last not in strong:
             return 0
         if strong or tokens[last] in _WEAK_LAST:

@@ -252,3 +252,11 @@ def test_content_keys_leave_messages_and_breadcrumbs_alone():
     assert scrubber.scrub(crumb) == crumb
     event = {"message": "Test error from Gatewayz API", "logentry": {"message": "x %s", "params": ["y"]}}
     assert scrubber.scrub(event) == event
+
+
+def test_a_session_id_is_a_secret_only_when_it_is_the_name():
+    scrubber = Scrubber()
+    assert scrubber.is_secret_key("session_id") and scrubber.is_secret_key("sessionid")
+    assert scrubber.is_secret_key("Cookie")
+    assert not scrubber.is_secret_key("posthog_session_id")  # the spec links errors to PostHog sessions
+    assert scrubber.scrub({"posthog_session_id": "ph-session-1"}) == {"posthog_session_id": "ph-session-1"}
