@@ -29,6 +29,7 @@ from .._context.propagation import build_propagator, named_propagator
 from .._context.sampling import GatewayzSampler
 from .._errors.handlers import patch_starlette
 from .._errors.log_correlation import install_log_correlation
+from .._export.failures import count_export_failures
 from .._export.spans import scrubbed_batch_processor_factory
 from .._metrics.prometheus import GatewayzPrometheusReader, PrometheusOptions
 from .._privacy.logs import ScrubbingLogProcessor, install_log_record_factory
@@ -164,6 +165,7 @@ def build(
     install(runtime)
 
     _validated_exporters(settings, env)
+    count_export_failures(parts.instruments.drops)
     _configure_sdk(sdk_configure, _sdk_arguments(parts, sentry_active, auto_instrumentation_version, env, dsc), env)
     with contained("instance id after fork"):
         provider = trace.get_tracer_provider()
