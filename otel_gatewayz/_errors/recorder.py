@@ -139,9 +139,9 @@ class ErrorRecorder:
         if state is None or not state.pending_calls:
             return
         now = time.perf_counter()
-        for key, (method, host, started, category) in list(state.pending_calls.items()):
+        for key, (method, host, started, category, measured) in list(state.pending_calls.items()):
             state.pending_calls.pop(key, None)
-            if category == "provider":
+            if category == "provider" and measured:
                 self._genai.record_call(state.request, now - started, error_type)
             state.breadcrumbs.append(
                 new_breadcrumb(
