@@ -8,11 +8,17 @@ from typing import Any
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 
 from ._context.hooks import HTTP_CLIENT_INSTRUMENTATIONS, fastapi_instrument_kwargs
+from ._safety.log import contained
 from ._setup.configurator import GatewayzConfigurator
 from ._setup.defaults import apply_environment_defaults
 from ._setup.runtime import runtime
 
 __all__ = ["GatewayzConfigurator", "GatewayzDistro", "instrumentor_kwargs"]
+
+
+# The official GenAI instrumentations (one span and the gen_ai metrics per SDK call).
+GENAI_SDKS = ("openai", "anthropic")
+_OFFICIAL_GENAI = ("opentelemetry.instrumentation.genai.", "opentelemetry.instrumentation.openai_v2")
 
 
 def instrumentor_kwargs(name: str) -> dict[str, Any] | None:
@@ -38,3 +44,7 @@ class GatewayzDistro(BaseDistro):  # type: ignore[misc]
         if extra is not None:
             kwargs = {**extra, **kwargs}
         super().load_instrumentor(entry_point, **kwargs)
+        if entry_point.name in GENAI_SDKS and str(getattr(entry_point, "value", "")).startswith(_OFFICIAL_GENAI):
+            with contained("GenAI instrumentation check"):
+                if entry_point.load()().is_instrumented_by_opentelemetry:
+                    runtime().client_hooks.measured_by_genai_instrumentation(entry_point.name)

@@ -59,9 +59,21 @@ def _status_of(response: Any) -> int:
 
 
 def _uses_genai_span(span: trace.Span, state: Any) -> bool:
-    """True when this client span runs inside a GenAI operation span (the SDK call is measured there)."""
+    """True when this (sampled) client span runs inside a GenAI operation span."""
     parent = getattr(span, "parent", None)
     return parent is not None and parent.span_id in state.genai_spans
+
+
+def _sdk_of(headers: Any) -> str | None:
+    """``openai`` or ``anthropic`` for a request their SDKs send (by its User-Agent), sampled or not."""
+    try:
+        agent = _text(headers.get("user-agent") or headers.get("User-Agent") or "").lower()
+    except Exception:  # noqa: BLE001 - headers we cannot read: not an SDK we know
+        return None
+    for sdk in ("openai", "anthropic"):
+        if agent.startswith((f"{sdk}/", f"async{sdk}/")):
+            return sdk
+    return None
 
 
 class ClientHooks:
@@ -69,10 +81,17 @@ class ClientHooks:
 
     def __init__(self, genai: GenAiMetrics) -> None:
         self._genai = genai
+        self._measured_sdks: set[str] = set()
+
+    def measured_by_genai_instrumentation(self, sdk: str) -> None:
+        """An official GenAI instrumentation measures ``sdk``'s calls: leave their metrics to it."""
+        self._measured_sdks.add(sdk)
 
     # -- the core, shared by every client ----------------------------------------------------
 
-    def _start(self, span: trace.Span, key: int, method: str, destination: tuple[str, int | None] | None) -> None:
+    def _start(
+        self, span: trace.Span, key: int, method: str, destination: tuple[str, int | None] | None, headers: Any = None
+    ) -> None:
         if destination is None:
             return  # unknown destination: no permit, so no trace header
         host, port = destination
@@ -80,7 +99,11 @@ class ClientHooks:
         state = current_state()
         if state is not None:
             category = "provider" if state.request.get("provider") else "http"
-            measured = category == "provider" and not _uses_genai_span(span, state)
+            measured = (
+                category == "provider"
+                and not _uses_genai_span(span, state)
+                and (headers is None or _sdk_of(headers) not in self._measured_sdks)
+            )
             host_port = f"{host}:{port}" if port else host
             state.pending_calls[key] = (method, host_port, time.perf_counter(), category, measured)
 
@@ -115,7 +138,8 @@ class ClientHooks:
 
     def request_hook(self, span: trace.Span, request: Any) -> None:
         with contained("http client request hook"):
-            self._start(span, id(request), _text(request.method), _host_port_of_url(request.url))
+            headers = getattr(request, "headers", None)
+            self._start(span, id(request), _text(request.method), _host_port_of_url(request.url), headers)
 
     def response_hook(self, span: trace.Span, request: Any, response: Any) -> None:
         with contained("http client response hook"):
