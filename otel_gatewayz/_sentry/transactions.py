@@ -1,7 +1,8 @@
 """Sentry transactions from OpenTelemetry spans.
 
 Each finished local-root span becomes one transaction with its local children as spans
-(op ``http.server``/``http.client``, description ``METHOD /route``, status from the HTTP
+(op ``http.server``/``http.client``, ``gen_ai.chat`` for a GenAI operation with the data keys
+Sentry's AI monitoring reads, description ``METHOD /route``, status from the HTTP
 status), sent through sentry-sdk's own transport. Building happens on a background thread
 behind a bounded queue, so the request path only pays for an append; a full queue drops
 and counts.
@@ -42,6 +43,9 @@ def _hex_span(span_id: int) -> str:
 
 
 def _op(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
+    operation = attrs.get("gen_ai.operation.name")
+    if isinstance(operation, str) and operation:  # Sentry's AI monitoring reads gen_ai.* ops
+        return f"gen_ai.{operation}"
     http = "http.request.method" in attrs or "http.method" in attrs
     if span.kind == SpanKind.SERVER:
         return "http.server" if http else "server"
@@ -79,8 +83,19 @@ def _status(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
     return "internal_error" if span.status.status_code == StatusCode.ERROR else "ok"
 
 
+def _genai_data(attrs: dict[str, Any]) -> None:
+    """The keys Sentry's AI monitoring expects beside the OTel GenAI ones (system, total tokens)."""
+    if "gen_ai.provider.name" in attrs:
+        attrs.setdefault("gen_ai.system", attrs["gen_ai.provider.name"])
+    tokens = (attrs.get("gen_ai.usage.input_tokens"), attrs.get("gen_ai.usage.output_tokens"))
+    if all(isinstance(count, int) for count in tokens):
+        attrs.setdefault("gen_ai.usage.total_tokens", sum(tokens))  # type: ignore[arg-type]
+
+
 def _span_payload(span: ReadableSpan) -> dict[str, Any]:
     attrs = dict(span.attributes or {})
+    if "gen_ai.operation.name" in attrs:
+        _genai_data(attrs)
     payload: dict[str, Any] = {
         "trace_id": trace.format_trace_id(span.context.trace_id),
         "span_id": _hex_span(span.context.span_id),
