@@ -8,9 +8,13 @@ and the distro instruments FastAPI and httpx and installs the global exception h
 only says *who* (``set_user_context`` in the auth dependency), *what* (``set_request_context`` in
 the routes) and *how it got there* (breadcrumbs), and raises the spec's error kinds unhandled.
 
+Two ways to reach the provider: ``/v1/sdk/chat/completions`` goes through the official ``openai``
+SDK (async, streaming with ``stream_options`` usage; the SDK's own errors and retries), as real
+gateways are written; ``/v1/chat/completions`` and ``/v1/messages`` relay with plain httpx.
+
 Env (read at import): ``GATEWAY_PROVIDER_URL`` (default ``http://127.0.0.1:8001``),
 ``PROVIDER_API_KEY`` (sent upstream, never logged or returned), ``GATEWAY_PROVIDER_TIMEOUT``
-(seconds, default 30).
+(seconds, default 30), ``GATEWAY_PROVIDER_RETRIES`` (the SDK's retries, default 2).
 
 Auth: ``Authorization: Bearer gw_<user_id>``; users are derived from the id (ids starting with
 ``broke`` have 0 credits, ids starting with ``free`` are on the free plan).
@@ -27,7 +31,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import httpx
-from fastapi import Depends, FastAPI, HTTPException
+import openai
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
@@ -42,7 +47,7 @@ from .errors import (
     ValidationError,
 )
 
-__all__ = ["app", "get_current_user", "get_provider_client"]
+__all__ = ["app", "get_current_user", "get_openai_client", "get_provider_client"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +68,7 @@ def _env_seconds(name: str, default: float) -> float:
 PROVIDER_URL = os.environ.get("GATEWAY_PROVIDER_URL", "http://127.0.0.1:8001").rstrip("/")
 PROVIDER_API_KEY = os.environ.get("PROVIDER_API_KEY", "sk-demo-0000000000000000000000000000")
 PROVIDER_TIMEOUT = _env_seconds("GATEWAY_PROVIDER_TIMEOUT", 30.0)
+PROVIDER_RETRIES = int(os.environ.get("GATEWAY_PROVIDER_RETRIES", "2"))
 
 # The demo accepts one password for every account; a real gateway checks a hash in its database.
 DEMO_PASSWORD = "demo-password"
@@ -134,14 +140,33 @@ async def get_provider_client() -> httpx.AsyncClient:
     return _client
 
 
+_openai_client: openai.AsyncOpenAI | None = None
+
+
+def get_openai_client() -> openai.AsyncOpenAI:
+    """The official SDK's async client, created on first use (after the distro instrumented it)."""
+    global _openai_client
+    if _openai_client is None:
+        _openai_client = openai.AsyncOpenAI(
+            base_url=f"{PROVIDER_URL}/v1",
+            api_key=PROVIDER_API_KEY,
+            timeout=PROVIDER_TIMEOUT,
+            max_retries=PROVIDER_RETRIES,
+        )
+    return _openai_client
+
+
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    """Close the pooled provider client on shutdown."""
-    global _client
+    """Close the pooled provider clients on shutdown."""
+    global _client, _openai_client
     yield
     if _client is not None:
         await _client.aclose()
         _client = None
+    if _openai_client is not None:
+        await _openai_client.close()
+        _openai_client = None
 
 
 app = FastAPI(title="otel_gatewayz example gateway", lifespan=lifespan)
@@ -328,6 +353,53 @@ async def messages(
 ) -> dict[str, Any] | StreamingResponse:
     """Anthropic-style alias of chat completions."""
     return await _chat(body, user, client, "/v1/messages")
+
+
+@capture_errors(operation="stream_chat")
+async def relay_sdk_stream(stream: Any) -> AsyncIterator[bytes]:
+    """Relay the SDK's parsed chunks as SSE, the usage chunk included, then ``[DONE]``."""
+    try:
+        async for chunk in stream:
+            yield f"data: {chunk.model_dump_json(exclude_unset=True)}\n\n".encode()
+    finally:
+        await stream.close()
+    yield b"data: [DONE]\n\n"
+
+
+@app.post("/v1/sdk/chat/completions", response_model=None)
+async def sdk_chat_completions(
+    body: ChatRequest, user: CurrentUser, mapped: Annotated[bool, Query()] = False
+) -> dict[str, Any] | StreamingResponse:
+    """Chat completion through the official ``openai`` SDK.
+
+    Its errors (``openai.APIError`` and subclasses, transport errors) escape unhandled; with
+    ``?mapped=true`` they are mapped to ``HTTPException(502)`` as the real Gatewayz backend does.
+    """
+    set_request_context(
+        endpoint="/v1/chat/completions", method="POST", model=body.model, provider=body.provider, stream=body.stream
+    )
+    add_breadcrumb("Chat request started", category="inference", data={"model": body.model, "stream": body.stream})
+    add_breadcrumb("Calling provider", category="provider", data={"provider": body.provider, "model": body.model})
+    payload = body.model_dump(exclude={"provider", "stream"})
+    client = get_openai_client()
+    try:
+        if body.stream:
+            stream = await client.chat.completions.create(
+                **payload, stream=True, stream_options={"include_usage": True}
+            )
+            return StreamingResponse(
+                relay_sdk_stream(stream),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        completion = await client.chat.completions.create(**payload)
+    except openai.APIError as exc:
+        if mapped:
+            raise HTTPException(status_code=502, detail=f"{_display(body.provider)} unavailable") from exc
+        raise
+    add_breadcrumb("Provider responded", category="provider", data={"model": completion.model})
+    result: dict[str, Any] = completion.model_dump(exclude_unset=True)
+    return result
 
 
 # --- account ------------------------------------------------------------------------------------

@@ -16,14 +16,20 @@ model              behaviour
 ``stream-drop``    (stream) 2 chunks, then the connection is cut mid-body
 =================  ==========================================================================
 
-Env: ``PROVIDER_CHUNK_DELAY`` (seconds between stream chunks, default 0.01).
+It speaks the OpenAI wire format (what the official ``openai`` SDK parses): completion JSON
+with ``usage``, SSE ``chat.completion.chunk`` events ending with a usage chunk (``choices: []``)
+and ``data: [DONE]``, and OpenAI-shaped error bodies. Ids are derived from the request body, so
+the same request gets the same bytes.
+
+Env: ``PROVIDER_CHUNK_DELAY`` (seconds between stream chunks, default 0.01),
+``PROVIDER_CREATED`` (a fixed ``created`` timestamp; default: now).
 """
 
 import asyncio
+import hashlib
 import json
 import os
 import time
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -35,6 +41,7 @@ __all__ = ["app"]
 
 CHUNK_DELAY = float(os.environ.get("PROVIDER_CHUNK_DELAY", "0.01"))
 SLOW_SECONDS = float(os.environ.get("PROVIDER_SLOW_SECONDS", "60"))
+FIXED_CREATED = os.environ.get("PROVIDER_CREATED")
 REPLY_WORDS = ("Hello", " from", " the", " stub", " provider.")
 FAIL_AFTER_CHUNKS = 2  # where stream-error / stream-drop break off
 
@@ -51,8 +58,16 @@ def _record(request: Request) -> None:
     _received.append({"method": request.method, "path": request.url.path, "headers": headers})
 
 
+def _created() -> int:
+    return int(FIXED_CREATED) if FIXED_CREATED else int(time.time())
+
+
+def _completion_id(body: dict[str, Any]) -> str:
+    return "chatcmpl-" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
-    body = {"error": {"message": message, "type": kind, "code": status}}
+    body = {"error": {"message": message, "type": kind, "param": None, "code": status}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -74,15 +89,14 @@ def _chunk(completion_id: str, model: str, content: str, finish: str | None) -> 
     chunk = {
         "id": completion_id,
         "object": "chat.completion.chunk",
-        "created": int(time.time()),
+        "created": _created(),
         "model": model,
         "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}],
     }
     return f"data: {json.dumps(chunk)}\n\n".encode()
 
 
-async def _stream(model: str, usage: dict[str, int]) -> AsyncIterator[bytes]:
-    completion_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
+async def _stream(model: str, usage: dict[str, int], completion_id: str) -> AsyncIterator[bytes]:
     for i, word in enumerate(REPLY_WORDS):
         if i == FAIL_AFTER_CHUNKS and model == "stream-error":
             yield b'event: error\ndata: {"error": {"message": "upstream overloaded"}}\n\n'
@@ -93,7 +107,15 @@ async def _stream(model: str, usage: dict[str, int]) -> AsyncIterator[bytes]:
         last = i == len(REPLY_WORDS) - 1
         yield _chunk(completion_id, model, word, "stop" if last else None)
         await asyncio.sleep(CHUNK_DELAY)
-    yield f"data: {json.dumps({'usage': usage})}\n\n".encode()
+    usage_chunk = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": _created(),
+        "model": model,
+        "choices": [],
+        "usage": usage,
+    }
+    yield f"data: {json.dumps(usage_chunk)}\n\n".encode()
     yield b"data: [DONE]\n\n"
 
 
@@ -116,12 +138,12 @@ async def _complete(request: Request) -> Response:
         return PlainTextResponse("<html><body>502 Bad Gateway</body></html>")
     usage = _usage(body)
     if body.get("stream") is True:
-        return StreamingResponse(_stream(model, usage), media_type="text/event-stream")
+        return StreamingResponse(_stream(model, usage, _completion_id(body)), media_type="text/event-stream")
     return JSONResponse(
         {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "id": _completion_id(body),
             "object": "chat.completion",
-            "created": int(time.time()),
+            "created": _created(),
             "model": model,
             "choices": [
                 {

@@ -158,6 +158,21 @@ def parse_impact_rules(raw: str) -> tuple[tuple[str, str], ...]:
     return rules
 
 
+def parse_status_codes(raw: str) -> tuple[tuple[int, int], ...]:
+    """``500-599,429`` as inclusive ranges of HTTP status codes."""
+    ranges: list[tuple[int, int]] = []
+    for item in parse_list(raw):
+        low, sep, high = item.partition("-")
+        try:
+            first, last = int(low), int(high) if sep else int(low)
+        except ValueError:
+            raise SettingError(f"{item!r} is not a status code or a range like 500-599") from None
+        if not 100 <= first <= last <= 599:
+            raise SettingError(f"{item!r} is not within 100..599")
+        ranges.append((first, last))
+    return tuple(ranges)
+
+
 def parse_regexes(raw: str) -> tuple[str, ...]:
     patterns = parse_list(raw)
     for pattern in patterns:

@@ -29,6 +29,7 @@ from .parsers import (
     parse_rules,
     parse_sampler,
     parse_spotlight,
+    parse_status_codes,
     parse_text,
     parse_timeout,
     parse_writable_dir,
@@ -231,6 +232,16 @@ class Settings:
         on_error="using the per-environment default",
         meaning="Send 404s and validation errors to Sentry. They are counted in metrics either way.",
     )
+    failed_request_status_codes: tuple[tuple[int, int], ...] = setting(
+        sources=("GATEWAYZ_FAILED_REQUEST_STATUS_CODES",),
+        parse=parse_status_codes,
+        type="list of codes or ranges",
+        default=((500, 599),),
+        default_doc="500-599",
+        on_error="using 500-599",
+        meaning="Answers with these statuses are errors: the exception behind them (an `HTTPException(502)`, or any "
+        "exception a handler answers with them) is one Sentry event and one count, never an expected error.",
+    )
     fingerprint_rules: tuple[tuple[str, str], ...] = setting(
         sources=("GATEWAYZ_FINGERPRINT_RULES",),
         parse=parse_rules,
@@ -269,8 +280,9 @@ class Settings:
         type="list of host regexes",
         default=(),
         on_error="trace headers go to no host",
-        meaning="Hosts that receive `traceparent`, `sentry-trace` and `baggage` on outgoing requests. "
-        "Empty: none do, so third-party LLM providers never see our trace ids.",
+        meaning="Hosts that receive `traceparent`, `tracestate`, `sentry-trace` and `baggage` on outgoing requests "
+        "(matched against the whole host name). Empty: none do, so third-party LLM providers never see our trace "
+        "ids; a request whose host is not known gets none either.",
     )
     span_pii: bool = setting(
         sources=("GATEWAYZ_SPAN_PII",),

@@ -1,22 +1,31 @@
 """Hooks handed to the FastAPI and HTTP client instrumentations (the only code they call back into).
 
-The server hook opens the request's state for every request, sampled or not. The httpx
-hooks gate trace-header injection by host, leave a provider breadcrumb (method, host,
-status, duration; never the query string) and record provider latency metrics.
+The server hook opens the request's state for every request, sampled or not. Every HTTP
+client instrumentation (httpx and httpx2, requests, urllib, urllib3, aiohttp-client) gets the
+same client hooks: they name the destination host for the trace-header gate (the only way a
+header is ever injected), leave a provider breadcrumb (method, host, status, duration; never
+the query string) and record provider latency metrics, unless an official GenAI
+instrumentation already measures the same SDK call.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 
 from .._metrics.genai import GenAiMetrics
 from .._safety.log import contained
-from .propagation import outgoing_host
+from .propagation import allow_next_injection
 from .state import current_state, new_breadcrumb, start_request_state
+
+# Entry-point names (group ``opentelemetry_instrumentor``) of the HTTP client instrumentations
+# we hook; every other installed instrumentation must be listed in ``NOT_HTTP_CLIENTS`` (a test
+# fails otherwise), so a new client instrumentation never runs without our gates.
+HTTP_CLIENT_INSTRUMENTATIONS = ("httpx", "httpx2", "requests", "urllib", "urllib3", "aiohttp-client")
 
 
 def server_request_hook(span: trace.Span, scope: MutableMapping[str, Any]) -> None:
@@ -25,69 +34,116 @@ def server_request_hook(span: trace.Span, scope: MutableMapping[str, Any]) -> No
             start_request_state(span, scope)
 
 
-def _host_of(request: Any) -> tuple[str, str]:
-    method = request.method.decode() if isinstance(request.method, bytes) else str(request.method)
-    url = request.url
-    host = getattr(url, "host", None)
-    if isinstance(host, bytes):
-        host = host.decode()
-    if host is None and isinstance(url, tuple):  # httpx transport-level URL tuple
-        host = url[1].decode() if isinstance(url[1], bytes) else str(url[1])
-    port = getattr(url, "port", None)
-    host_port = f"{host}:{port}" if port else str(host)
-    return method, host_port
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _host_port_of_url(url: Any) -> tuple[str, int | None] | None:
+    """``(host, port)`` of an httpx URL, an httpx transport URL tuple, a yarl URL or a URL string."""
+    if isinstance(url, tuple):  # httpx transport-level (scheme, host, port, path)
+        host, port = _text(url[1]), url[2]
+    elif isinstance(url, (str, bytes)):
+        parts = urlsplit(_text(url))
+        host, port = parts.hostname or "", parts.port
+    else:
+        host, port = _text(getattr(url, "host", "") or ""), getattr(url, "port", None)
+    return (host, port) if host else None
+
+
+def _status_of(response: Any) -> int:
+    for name in ("status_code", "status", "code"):
+        value = getattr(response, name, None)
+        if isinstance(value, int):
+            return value
+    return int(response[0])  # httpx ResponseInfo / transport tuple
+
+
+def _uses_genai_span(span: trace.Span, state: Any) -> bool:
+    """True when this (sampled) client span runs inside a GenAI operation span."""
+    parent = getattr(span, "parent", None)
+    return parent is not None and parent.span_id in state.genai_spans
+
+
+def _sdk_of(headers: Any) -> str | None:
+    """``openai`` or ``anthropic`` for a request their SDKs send (by its User-Agent), sampled or not."""
+    try:
+        agent = _text(headers.get("user-agent") or headers.get("User-Agent") or "").lower()
+    except Exception:  # noqa: BLE001 - headers we cannot read: not an SDK we know
+        return None
+    for sdk in ("openai", "anthropic"):
+        if agent.startswith((f"{sdk}/", f"async{sdk}/")):
+            return sdk
+    return None
 
 
 class ClientHooks:
-    """The HTTP client instrumentation's hooks, recording provider calls into ``genai``."""
+    """The HTTP client instrumentations' hooks, recording provider calls into ``genai``."""
 
     def __init__(self, genai: GenAiMetrics) -> None:
         self._genai = genai
+        self._measured_sdks: set[str] = set()
+
+    def measured_by_genai_instrumentation(self, sdk: str) -> None:
+        """An official GenAI instrumentation measures ``sdk``'s calls: leave their metrics to it."""
+        self._measured_sdks.add(sdk)
+
+    # -- the core, shared by every client ----------------------------------------------------
+
+    def _start(
+        self, span: trace.Span, key: int, method: str, destination: tuple[str, int | None] | None, headers: Any = None
+    ) -> None:
+        if destination is None:
+            return  # unknown destination: no permit, so no trace header
+        host, port = destination
+        allow_next_injection(host)
+        state = current_state()
+        if state is not None:
+            category = "provider" if state.request.get("provider") else "http"
+            measured = (
+                category == "provider"
+                and not _uses_genai_span(span, state)
+                and (headers is None or _sdk_of(headers) not in self._measured_sdks)
+            )
+            host_port = f"{host}:{port}" if port else host
+            state.pending_calls[key] = (method, host_port, time.perf_counter(), category, measured)
+
+    def _finish(self, key: int, status: int, stream: Any = None) -> None:
+        state = current_state()
+        if state is None:
+            return
+        pending = state.pending_calls.pop(key, None)
+        if pending is None:
+            return
+        method, host_port, started, category, measured = pending
+        duration = time.perf_counter() - started
+        level = "error" if status >= 500 else "warning" if status >= 400 else "info"
+        state.breadcrumbs.append(
+            new_breadcrumb(
+                f"{method} {host_port} {status}",
+                category,
+                level,
+                {"method": method, "host": host_port, "status_code": status, "duration_ms": round(duration * 1000, 1)},
+            )
+        )
+        if category == "provider" and measured:
+            error_type = str(status) if status >= 400 else None
+            if not (
+                state.request.get("stream")
+                and stream is not None
+                and self._genai.watch_stream(stream, state.request, started, error_type)
+            ):
+                self._genai.record_call(state.request, duration, error_type)
+
+    # -- httpx and httpx2 ------------------------------------------------------------------
 
     def request_hook(self, span: trace.Span, request: Any) -> None:
         with contained("http client request hook"):
-            method, host_port = _host_of(request)
-            outgoing_host.set(host_port.split(":")[0])
-            state = current_state()
-            if state is not None:
-                category = "provider" if state.request.get("provider") else "http"
-                state.pending_calls[id(request)] = (method, host_port, time.perf_counter(), category)
+            headers = getattr(request, "headers", None)
+            self._start(span, id(request), _text(request.method), _host_port_of_url(request.url), headers)
 
     def response_hook(self, span: trace.Span, request: Any, response: Any) -> None:
         with contained("http client response hook"):
-            outgoing_host.set(None)
-            state = current_state()
-            if state is None:
-                return
-            pending = state.pending_calls.pop(id(request), None)
-            if pending is None:
-                return
-            method, host_port, started, category = pending
-            duration = time.perf_counter() - started
-            status = int(response.status_code) if hasattr(response, "status_code") else int(response[0])
-            level = "error" if status >= 500 else "warning" if status >= 400 else "info"
-            state.breadcrumbs.append(
-                new_breadcrumb(
-                    f"{method} {host_port} {status}",
-                    category,
-                    level,
-                    {
-                        "method": method,
-                        "host": host_port,
-                        "status_code": status,
-                        "duration_ms": round(duration * 1000, 1),
-                    },
-                )
-            )
-            if category == "provider":
-                error_type = str(status) if status >= 400 else None
-                stream = getattr(response, "stream", None)
-                if not (
-                    state.request.get("stream")
-                    and stream is not None
-                    and self._genai.watch_stream(stream, state.request, started, error_type)
-                ):
-                    self._genai.record_call(state.request, duration, error_type)
+            self._finish(id(request), _status_of(response), getattr(response, "stream", None))
 
     async def async_request_hook(self, span: trace.Span, request: Any) -> None:
         self.request_hook(span, request)
@@ -102,6 +158,66 @@ class ClientHooks:
             "async_request_hook": self.async_request_hook,
             "async_response_hook": self.async_response_hook,
         }
+
+    # -- requests and urllib: (span, request) / (span, request, response) ------------------
+
+    def _url_request_hook(self, span: trace.Span, request: Any) -> None:
+        with contained("http client request hook"):
+            url = getattr(request, "full_url", None) or getattr(request, "url", None)
+            method = request.get_method() if hasattr(request, "get_method") else request.method
+            self._start(span, id(request), _text(method), _host_port_of_url(url))
+
+    def _url_response_hook(self, span: trace.Span, request: Any, response: Any) -> None:
+        with contained("http client response hook"):
+            self._finish(id(request), _status_of(response))
+
+    def url_kwargs(self) -> dict[str, Any]:
+        return {"request_hook": self._url_request_hook, "response_hook": self._url_response_hook}
+
+    # -- urllib3: (span, pool, request_info) / (span, pool, response) ----------------------
+
+    def _urllib3_request_hook(self, span: trace.Span, pool: Any, request_info: Any) -> None:
+        with contained("http client request hook"):
+            url = request_info.url
+            destination = _host_port_of_url(url) if "://" in str(url) else None
+            if destination is None and getattr(pool, "host", None):
+                destination = (str(pool.host), getattr(pool, "port", None))
+            self._start(span, id(span), _text(request_info.method), destination)
+
+    def _urllib3_response_hook(self, span: trace.Span, pool: Any, response: Any) -> None:
+        with contained("http client response hook"):
+            self._finish(id(span), _status_of(response))
+
+    def urllib3_kwargs(self) -> dict[str, Any]:
+        return {"request_hook": self._urllib3_request_hook, "response_hook": self._urllib3_response_hook}
+
+    # -- aiohttp-client: (span, params), params of start / end / exception ------------------
+
+    def _aiohttp_request_hook(self, span: trace.Span, params: Any) -> None:
+        with contained("http client request hook"):
+            self._start(span, id(span), _text(params.method), _host_port_of_url(str(params.url)))
+
+    def _aiohttp_response_hook(self, span: trace.Span, params: Any) -> None:
+        with contained("http client response hook"):
+            response = getattr(params, "response", None)
+            if response is not None:  # an exception leaves the call pending: the recorder closes it
+                self._finish(id(span), _status_of(response))
+
+    def aiohttp_kwargs(self) -> dict[str, Any]:
+        return {"request_hook": self._aiohttp_request_hook, "response_hook": self._aiohttp_response_hook}
+
+    def kwargs_for(self, instrumentation: str) -> dict[str, Any] | None:
+        """The hook arguments for an HTTP client instrumentation's entry point, None for others."""
+        builders: dict[str, Callable[[], dict[str, Any]]] = {
+            "httpx": self.httpx_kwargs,
+            "httpx2": self.httpx_kwargs,
+            "requests": self.url_kwargs,
+            "urllib": self.url_kwargs,
+            "urllib3": self.urllib3_kwargs,
+            "aiohttp-client": self.aiohttp_kwargs,
+        }
+        builder = builders.get(instrumentation)
+        return builder() if builder is not None else None
 
 
 def fastapi_instrument_kwargs() -> dict[str, Any]:

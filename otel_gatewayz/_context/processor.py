@@ -1,4 +1,8 @@
-"""The span processor that copies the request's user and request attributes onto its later spans."""
+"""The span processor that copies the request's user and request attributes onto its later spans.
+
+It also notes which of the request's spans are GenAI operations (spans of the official GenAI
+instrumentations), so the HTTP client hooks leave the SDK call's metrics to them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,16 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from .state import current_state
+
+GENAI_SCOPE_PREFIX = "opentelemetry.instrumentation.genai"
+
+
+def is_genai_span(span: ReadableSpan) -> bool:
+    """A span of an official GenAI instrumentation (or one carrying ``gen_ai.operation.name``)."""
+    scope = span.instrumentation_scope
+    if scope is not None and scope.name.startswith((GENAI_SCOPE_PREFIX, "opentelemetry.instrumentation.openai")):
+        return True
+    return bool(span.attributes and "gen_ai.operation.name" in span.attributes)
 
 
 class ContextSpanProcessor(SpanProcessor):
@@ -17,11 +31,18 @@ class ContextSpanProcessor(SpanProcessor):
         if not parent.is_valid or parent.is_remote:
             return
         state = current_state()
-        if state is not None and state.span_attributes:
+        if state is None:
+            return
+        if state.span_attributes:
             span.set_attributes(state.span_attributes)
+        if is_genai_span(span):
+            state.genai_spans.add(span.get_span_context().span_id)
 
     def on_end(self, span: ReadableSpan) -> None:
-        return None
+        state = current_state()
+        context = span.get_span_context()
+        if state is not None and state.genai_spans and context is not None:
+            state.genai_spans.discard(context.span_id)
 
     def shutdown(self) -> None:
         return None

@@ -1,9 +1,11 @@
 """Trace propagation: W3C ``traceparent``/``baggage`` and Sentry's ``sentry-trace``, chained.
 
 Incoming: a ``traceparent`` wins; a lone ``sentry-trace`` continues the caller's trace with
-its sampling decision (a missing flag defers to our ratio); ``baggage`` keeps a caller's
-Sentry DSC frozen (see ``baggage``). Outgoing: headers are injected only into requests to
-allowed hosts, so third-party providers never see our trace ids.
+its sampling decision (a missing flag defers to our ratio). Outgoing: fail closed. Headers
+(``traceparent``, ``tracestate``, ``sentry-trace``, ``baggage``) are injected only when an HTTP
+client hook has named the destination host just before (a one-shot permit) and that host is
+allowed; an unknown destination, or an SDK calling the global propagator itself, gets nothing.
+``baggage`` keeps a caller's Sentry DSC frozen (see ``baggage``).
 """
 
 from __future__ import annotations
@@ -35,8 +37,13 @@ DEFERRED_VALUE = "deferred"
 _SENTRY_TRACE = re.compile(r"^\s*([0-9a-f]{32})-([0-9a-f]{16})(?:-([01]))?\s*$")
 
 # Host of the outgoing request being prepared; set by the HTTP client hook just before the
-# instrumentation injects headers.
+# instrumentation injects headers, and consumed by that injection.
 outgoing_host: ContextVar[str | None] = ContextVar("otel_gatewayz_outgoing_host", default=None)
+
+
+def allow_next_injection(host: str) -> None:
+    """Name the destination of the request about to be injected (called by the client hooks)."""
+    outgoing_host.set(host)
 
 
 class SentryTracePropagator(TextMapPropagator):
@@ -79,7 +86,7 @@ class SentryTracePropagator(TextMapPropagator):
 
 
 class TargetGatedPropagator(TextMapPropagator):
-    """Extracts everything; injects only when the outgoing host is allowed."""
+    """Extracts everything; injects only when the outgoing host is known and allowed."""
 
     def __init__(self, inner: TextMapPropagator, targets: Iterable[str]) -> None:
         self._inner = inner
@@ -99,9 +106,11 @@ class TargetGatedPropagator(TextMapPropagator):
         self, carrier: CarrierT, context: Context | None = None, setter: Setter[CarrierT] = default_setter
     ) -> None:
         host = outgoing_host.get()
-        if host is not None and not self.allows(host):
+        if host is None:
             return
-        self._inner.inject(carrier, context, setter)
+        outgoing_host.set(None)  # one request, one permit: a later injection must name its own host
+        if self.allows(host):
+            self._inner.inject(carrier, context, setter)
 
     @property
     def fields(self) -> set[str]:

@@ -33,8 +33,11 @@ class RequestState:
     request: dict[str, Any] = field(default_factory=dict)
     span_attributes: dict[str, AttributeValue] = field(default_factory=dict)
     breadcrumbs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_BREADCRUMBS))
-    # Outgoing calls awaiting a response: key -> (method, host, perf_counter start, category).
-    pending_calls: dict[int, tuple[str, str, float, str]] = field(default_factory=dict)
+    # Outgoing calls awaiting a response: key -> (method, host, perf_counter start, category,
+    # measured: False when an official GenAI instrumentation measures the SDK call instead).
+    pending_calls: dict[int, tuple[str, str, float, str, bool]] = field(default_factory=dict)
+    # Span ids of the GenAI operation spans open in this request (see ``processor``).
+    genai_spans: set[int] = field(default_factory=set)
     # An error escaped a route or a stream (recorded handled: false): the session is errored.
     unhandled_error: bool = False
 

@@ -1,8 +1,13 @@
 """The spec's fingerprint strategy and user-impact rules: pure functions, and the grouper that applies them.
 
-Fingerprints use the exception that was raised (the outermost of a chain). The spec's
-fallback, the first line of the message, is normalised so messages that differ only in
-numbers, ids, emails, URLs or quoted values group together.
+Fingerprints use the exception that was raised (the outermost of a chain), except an
+``HTTPException`` raised *from* another exception (``raise HTTPException(502) from exc``), which
+groups as its cause. The rules (the user's, then the spec's) are tried on the exception's own
+type name first, then on each base class name (``openai.RateLimitError`` is an ``APIError``);
+a transport error (timeout, refused, a stream cut) raised while the request calls a provider
+is a ``provider_error``. The spec's fallback, the first line of the message, is normalised so
+messages that differ only in numbers, ids, emails, URLs or quoted values group together. The
+provider's HTTP status, when the error carries one, is kept for a tag.
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ _NORMALISERS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# Modules whose exceptions are transport failures when raised during a provider call.
+_TRANSPORT_MODULES = ("httpx", "httpx2", "httpcore", "httpcore2", "aiohttp", "requests", "urllib3", "anyio", "h11")
+_TRANSPORT_BUILTINS = (ConnectionError, TimeoutError)
+
+
 @dataclass(frozen=True)
 class ErrorGrouping:
     """How an error is grouped, counted and prioritised."""
@@ -58,6 +68,7 @@ class ErrorGrouping:
     category: str
     error_type: str
     user_impact: str
+    provider_status_code: int | None = None
 
 
 def normalise_message(message: str) -> str:
@@ -76,14 +87,55 @@ def categorise(exc_type: str, extra_rules: Sequence[tuple[str, str]] = ()) -> st
     return None
 
 
+def grouped_exception(exc: BaseException) -> BaseException:
+    """The exception that decides the group: the cause of an ``HTTPException`` raised from one."""
+    seen = 0
+    while type(exc).__name__ == "HTTPException" and exc.__cause__ is not None and seen < 10:
+        exc, seen = exc.__cause__, seen + 1
+    return exc
+
+
+def _named_classes(exc: BaseException) -> tuple[type, ...]:
+    """The exception's class, then its bases, without the universal ones (``Exception``...)."""
+    return tuple(cls for cls in type(exc).__mro__ if cls not in (Exception, BaseException, object))
+
+
+def is_transport_error(exc: BaseException) -> bool:
+    """A timeout, refused connection or broken stream of an HTTP client (or the standard library)."""
+    if isinstance(exc, _TRANSPORT_BUILTINS):
+        return True
+    return any(cls.__module__.split(".")[0] in _TRANSPORT_MODULES for cls in _named_classes(exc))
+
+
+def provider_status_code(exc: BaseException) -> int | None:
+    """The HTTP status a provider answered with, as SDK errors carry it (``status_code`` or ``response``)."""
+    for candidate in (exc, grouped_exception(exc)):
+        status = getattr(candidate, "status_code", None)
+        if status is None:
+            status = getattr(getattr(candidate, "response", None), "status_code", None)
+        if isinstance(status, int) and 100 <= status <= 599 and type(candidate).__name__ != "HTTPException":
+            return status
+    return None
+
+
 def fingerprint_for(
-    exc: BaseException, extra_rules: Sequence[tuple[str, str]] = (), scrub: Callable[[str], str] = str
+    exc: BaseException,
+    extra_rules: Sequence[tuple[str, str]] = (),
+    provider_call: bool = False,
+    scrub: Callable[[str], str] = str,
 ) -> tuple[tuple[str, ...], str]:
-    """``(fingerprint, category)`` for the exception that was raised."""
+    """``(fingerprint, category)`` for the exception that was raised.
+
+    ``provider_call``: the request was calling a provider, so transport errors are provider errors.
+    """
+    exc = grouped_exception(exc)
     exc_type = type(exc).__name__
-    group = categorise(exc_type, extra_rules)
-    if group is not None:
-        return (exc_type, group), group if group in CATEGORIES else "other"
+    for cls in _named_classes(exc):
+        group = categorise(cls.__name__, extra_rules)
+        if group is not None:
+            return (exc_type, group), group if group in CATEGORIES else "other"
+    if provider_call and is_transport_error(exc):
+        return (exc_type, "provider_error"), "provider_error"
     # Scrubbed before normalising: a grouping key is never a place a secret can hide.
     message_key = normalise_message(scrub(_message(exc)))
     return ((exc_type, message_key) if message_key else (exc_type,)), "other"
@@ -111,11 +163,18 @@ def group_error(
     route: str | None,
     fingerprint_rules: Sequence[tuple[str, str]] = (),
     impact_rules: Sequence[tuple[str, str]] = (),
+    provider_call: bool = False,
     scrub: Callable[[str], str] = str,
 ) -> ErrorGrouping:
     """Fingerprint, category and impact of one error (``scrub`` cleans the message fallback)."""
-    fingerprint, category = fingerprint_for(exc, fingerprint_rules, scrub)
-    return ErrorGrouping(fingerprint, category, type(exc).__name__, impact_for(route, impact_rules))
+    fingerprint, category = fingerprint_for(exc, fingerprint_rules, provider_call, scrub)
+    return ErrorGrouping(
+        fingerprint,
+        category,
+        type(grouped_exception(exc)).__name__,
+        impact_for(route, impact_rules),
+        provider_status_code(exc),
+    )
 
 
 def route_of(state: RequestState | None) -> str | None:
@@ -149,8 +208,9 @@ class ErrorGrouper:
     def group(self, exc: BaseException, state: RequestState | None) -> ErrorGrouping:
         """Grouping of ``exc`` raised while serving ``state``; a rule that raises falls back to the spec's."""
         route = route_of(state)
+        provider_call = state is not None and bool(state.request.get("provider"))
         try:
-            return group_error(exc, route, self._fingerprint_rules, self._impact_rules, self._scrub)
+            return group_error(exc, route, self._fingerprint_rules, self._impact_rules, provider_call, self._scrub)
         except Exception:  # noqa: BLE001 - a user rule must never lose the event
             log_once(
                 "grouping-rule",
@@ -158,5 +218,5 @@ class ErrorGrouper:
                 "otel_gatewayz: a grouping rule failed; using the spec's rules",
                 exc_info=True,
             )
-            fingerprint, category = fingerprint_for(exc, scrub=self._scrub)
-            return ErrorGrouping(fingerprint, category, type(exc).__name__, impact_for(route))
+            fingerprint, category = fingerprint_for(exc, provider_call=provider_call, scrub=self._scrub)
+            return ErrorGrouping(fingerprint, category, type(grouped_exception(exc)).__name__, impact_for(route))

@@ -2,7 +2,9 @@
 
 An unhandled exception is recorded once (span, metric, Sentry event) and answered with a 500
 JSON body carrying the Sentry event id; a handler the app registered for ``Exception`` or 500
-still produces the response. 404s and request-validation errors are counted, and sent to
+still produces the response. An exception any other handler answers with a failed status
+(``GATEWAYZ_FAILED_REQUEST_STATUS_CODES``, 5xx by default: ``HTTPException(502)``) is recorded
+the same way, never as expected. 404s and request-validation errors are counted, and sent to
 Sentry only where the settings say so. Other ``HTTPException`` 4xx are not errors of ours.
 """
 
@@ -37,7 +39,7 @@ async def _call(handler: Handler, request: Request, exc: Exception) -> Response:
 def _unhandled(recorder: ErrorRecorder, user_handler: Handler | None) -> Handler:
     async def handle(request: Request, exc: Exception) -> Response:
         # The FastAPI instrumentation already put the exception event on the server span.
-        event_id = recorder.record(exc, handled=False, record_on_span=False)
+        event_id = recorder.record(exc, handled=False, record_on_span=False, server_error=True)
         if user_handler is not None:
             return await _call(user_handler, request, exc)
         return JSONResponse(
@@ -48,17 +50,32 @@ def _unhandled(recorder: ErrorRecorder, user_handler: Handler | None) -> Handler
     return handle
 
 
-def _expected(recorder: ErrorRecorder, original: Handler, is_expected: Callable[[Exception], bool]) -> Handler:
+def _answered(recorder: ErrorRecorder, original: Handler, is_expected: Callable[[Exception], bool]) -> Handler:
+    """The app's handler, then: a failed status is an error; an expected one (404...) is counted."""
+
     async def handle(request: Request, exc: Exception) -> Response:
-        if is_expected(exc):
+        failed = recorder.is_failed_status(_declared_status(exc))
+        if not failed and is_expected(exc):
             recorder.record(exc, level="warning", expected=True)
-        return await _call(original, request, exc)
+        response = await _call(original, request, exc)
+        if failed or recorder.is_failed_status(response.status_code):
+            recorder.record(exc, handled=False, server_error=True)
+        return response
 
     return handle
 
 
+def _declared_status(exc: Exception) -> int:
+    status = getattr(exc, "status_code", 0)
+    return status if isinstance(exc, HTTPException) and isinstance(status, int) else 0
+
+
 def _is_not_found(exc: Exception) -> bool:
     return isinstance(exc, HTTPException) and exc.status_code == 404
+
+
+def _never(exc: Exception) -> bool:
+    return False
 
 
 def _flushing(
@@ -88,16 +105,16 @@ def install_handlers(app: Starlette, recorder: ErrorRecorder, flush: Callable[[]
         return
     handlers: dict[Any, Handler] = app.exception_handlers
     user_500 = handlers.pop(500, None) or handlers.get(Exception)
-    handlers[Exception] = _unhandled(recorder, user_500)
-    if HTTPException in handlers:
-        handlers[HTTPException] = _expected(recorder, handlers[HTTPException], _is_not_found)
     try:
         from fastapi.exceptions import RequestValidationError
     except ImportError:  # plain Starlette app
-        pass
+        validation: Any = None
     else:
-        if RequestValidationError in handlers:
-            handlers[RequestValidationError] = _expected(recorder, handlers[RequestValidationError], lambda exc: True)
+        validation = RequestValidationError
+    for key, handler in list(handlers.items()):
+        expected = _is_not_found if key is HTTPException else (lambda exc: True) if key is validation else _never
+        handlers[key] = _answered(recorder, handler, expected)
+    handlers[Exception] = _unhandled(recorder, user_500)
     app.router.lifespan_context = _flushing(app.router.lifespan_context, flush)
     setattr(app, _HANDLERS_SET, True)
 

@@ -29,6 +29,7 @@ from .grouping import UNMATCHED_ROUTE, ErrorGrouper, ErrorGrouping, route_of
 _CAPTURED_ATTR = "__otel_gatewayz_event_id__"
 _TRACE_ATTR = "__otel_gatewayz_trace_id__"
 MECHANISM = "otel_gatewayz"
+_WITHHELD_ATTR = "__otel_gatewayz_withheld__"  # recorded as an expected error, not sent
 # True while the recorder itself hands an exception to Sentry.
 _capturing: ContextVar[bool] = ContextVar("otel_gatewayz_capturing", default=False)
 
@@ -41,6 +42,11 @@ def already_recorded(exc: BaseException) -> bool:
     second Sentry event, nor resurrect an error the policy chose not to send.
     """
     return hasattr(exc, _CAPTURED_ATTR) and not _capturing.get()
+
+
+def _mark_withheld(exc: BaseException) -> None:
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, _WITHHELD_ATTR, True)
 
 
 def _mark(exc: BaseException, event_id: str) -> None:
@@ -64,8 +70,10 @@ class ErrorRecorder:
         *,
         sentry_active: bool,
         capture_expected_errors: bool,
+        failed_status_codes: tuple[tuple[int, int], ...] = ((500, 599),),
     ) -> None:
         self.grouper = grouper
+        self._failed_status_codes = failed_status_codes
         self._instruments = instruments
         self._genai = genai
         self._sentry_active = sentry_active
@@ -81,10 +89,16 @@ class ErrorRecorder:
         expected: bool = False,
         record_on_span: bool = True,
         handled: bool = True,
+        server_error: bool = False,
     ) -> str | None:
-        """Record ``exc`` once; return the Sentry event id (None when not sent to Sentry)."""
+        """Record ``exc`` once; return the Sentry event id (None when not sent to Sentry).
+
+        ``server_error``: the request is answered 5xx because of ``exc``, so it is never expected.
+        """
         previous = getattr(exc, _CAPTURED_ATTR, None)
         if previous is not None:
+            if server_error and not previous and getattr(exc, _WITHHELD_ATTR, False):
+                return self._send_withheld(exc, level, context, tags)
             return previous or None
         state = current_state()
         event_id: str | None = None
@@ -101,15 +115,34 @@ class ErrorRecorder:
                 _annotate_spans(exc, grouping, state, record_on_span)
             self._count(grouping, state)
             self._flush_pending_calls(state, grouping.error_type)
-            expected = expected or grouping.category == "validation_error"
+            expected = not server_error and (expected or grouping.category == "validation_error")
             if self._sentry_active and (self._capture_expected or not expected):
                 event_id = self._send(exc, grouping, level, context, tags, handled)
+            elif self._sentry_active:
+                _mark_withheld(exc)
                 if event_id is None and not handled:
                     log_once(
                         "event-not-sent",
                         logging.WARNING,
                         "otel_gatewayz: an unhandled error was not sent to Sentry (filtered or rate limited)",
                     )
+        _mark(exc, event_id or "")
+        return event_id
+
+    def is_failed_status(self, status: int) -> bool:
+        """Whether answering ``status`` makes the exception behind it an error (the failed-status setting)."""
+        return any(low <= status <= high for low, high in self._failed_status_codes)
+
+    def _send_withheld(
+        self, exc: BaseException, level: str, context: dict[str, Any] | None, tags: dict[str, str] | None
+    ) -> str | None:
+        """An error first recorded as expected (counted, not sent) now answers 5xx: send it, once."""
+        event_id: str | None = None
+        with contained("error recording"):
+            with contextlib.suppress(AttributeError, TypeError):
+                delattr(exc, _WITHHELD_ATTR)
+            grouping = self.grouper.group(exc, current_state())
+            event_id = self._send(exc, grouping, level, context, tags, False)
         _mark(exc, event_id or "")
         return event_id
 
@@ -138,6 +171,8 @@ class ErrorRecorder:
         handled: bool,
     ) -> str | None:
         all_tags = {"error_type": grouping.category, "user_impact": grouping.user_impact, **(tags or {})}
+        if grouping.provider_status_code is not None:
+            all_tags.setdefault("provider_status_code", str(grouping.provider_status_code))
         contexts = {"error_context": context} if context else {}
         token = _capturing.set(True)
         try:
@@ -161,9 +196,9 @@ class ErrorRecorder:
         if state is None or not state.pending_calls:
             return
         now = time.perf_counter()
-        for key, (method, host, started, category) in list(state.pending_calls.items()):
+        for key, (method, host, started, category, measured) in list(state.pending_calls.items()):
             state.pending_calls.pop(key, None)
-            if category == "provider":
+            if category == "provider" and measured:
                 self._genai.record_call(state.request, now - started, error_type)
             state.breadcrumbs.append(
                 new_breadcrumb(
@@ -178,11 +213,13 @@ class ErrorRecorder:
 def _annotate_spans(
     exc: BaseException, grouping: ErrorGrouping, state: RequestState | None, record_on_span: bool
 ) -> None:
-    attributes = {
+    attributes: dict[str, str | int] = {
         "error.type": grouping.error_type,
         "gatewayz.error.category": grouping.category,
         "gatewayz.user_impact": grouping.user_impact,
     }
+    if grouping.provider_status_code is not None:
+        attributes["gatewayz.provider.status_code"] = grouping.provider_status_code
     span = trace.get_current_span()
     if span.is_recording():
         if record_on_span:

@@ -1,7 +1,9 @@
 """Our own instruments, created once and handed to whatever records into them.
 
-Labels are bounded: routes are templates, categories and impacts are fixed sets, model names
-pass through a cardinality limit with an ``other`` overflow value.
+Labels are bounded: routes are templates, categories and impacts are fixed sets, model and
+provider names pass through a cardinality limit with an ``other`` overflow value, and only
+names a provider has served (a successful answer) take a slot, so made-up names that clients
+send cannot push a real model out.
 """
 
 from __future__ import annotations
@@ -26,23 +28,31 @@ _LABEL_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*")
 
 
 class BoundedValues:
-    """Passes the first ``limit`` distinct values through and maps the rest to ``other``."""
+    """Passes admitted values through (at most ``limit`` of them) and maps the rest to ``other``.
+
+    A value is admitted by :meth:`admit`, called once a provider has served it: a name a client
+    made up is answered with an error and never takes a slot.
+    """
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
-    def __call__(self, value: str | None) -> str:
-        if not value or len(value) > 64 or not _LABEL_SAFE.fullmatch(value):
-            return OVERFLOW
-        if value in self._seen:
-            return value
+    @staticmethod
+    def _fit(value: str | None) -> bool:
+        return bool(value) and len(value or "") <= 64 and _LABEL_SAFE.fullmatch(value or "") is not None
+
+    def admit(self, value: str | None) -> None:
+        """Give ``value`` a slot if one is free (a provider served it)."""
+        if not self._fit(value) or value in self._seen:
+            return
         with self._lock:
             if len(self._seen) < self._limit:
-                self._seen.add(value)
-                return value
-        return OVERFLOW
+                self._seen.add(value or "")
+
+    def __call__(self, value: str | None) -> str:
+        return value if value and value in self._seen else OVERFLOW
 
 
 class Instruments:

@@ -44,6 +44,9 @@ def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transpor
             # Our processors capture errors and build transactions from OTel spans; the
             # SDK's own web-framework integrations would capture a second copy.
             auto_enabling_integrations=False,
+            # Trace headers are ours to gate (fail closed, by host): the SDK's default stdlib
+            # integration would add sentry-trace and baggage to every http.client request.
+            trace_propagation_targets=[],
             integrations=[
                 OTLPIntegration(setup_otlp_traces_exporter=False, setup_propagator=False, capture_exceptions=False),
                 LoggingIntegration(level=None, event_level=logging.ERROR),

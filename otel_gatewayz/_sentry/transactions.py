@@ -1,7 +1,8 @@
 """Sentry transactions from OpenTelemetry spans.
 
 Each finished local-root span becomes one transaction with its local children as spans
-(op ``http.server``/``http.client``, description ``METHOD /route``, status from the HTTP
+(op ``http.server``/``http.client``, ``gen_ai.chat`` for a GenAI operation with the data keys
+Sentry's AI monitoring reads, description ``METHOD /route``, status from the HTTP
 status), sent through sentry-sdk's own transport. They carry what Sentry's product reads:
 the trace's DSC (the envelope's ``trace`` header: the caller's frozen one, or ours),
 ``request``, ``contexts.response.status_code``, and Sentry's span data keys (``http.method``,
@@ -47,6 +48,9 @@ def _hex_span(span_id: int) -> str:
 
 
 def _op(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
+    operation = attrs.get("gen_ai.operation.name")
+    if isinstance(operation, str) and operation:  # Sentry's AI monitoring reads gen_ai.* ops
+        return f"gen_ai.{operation}"
     http = "http.request.method" in attrs or "http.method" in attrs
     if span.kind == SpanKind.SERVER:
         return "http.server" if http else "server"
@@ -84,6 +88,15 @@ def _status(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
     return "internal_error" if span.status.status_code == StatusCode.ERROR else "ok"
 
 
+def _genai_data(attrs: dict[str, Any]) -> None:
+    """The keys Sentry's AI monitoring expects beside the OTel GenAI ones (system, total tokens)."""
+    if "gen_ai.provider.name" in attrs:
+        attrs.setdefault("gen_ai.system", attrs["gen_ai.provider.name"])
+    tokens = (attrs.get("gen_ai.usage.input_tokens"), attrs.get("gen_ai.usage.output_tokens"))
+    if all(isinstance(count, int) for count in tokens):
+        attrs.setdefault("gen_ai.usage.total_tokens", sum(tokens))  # type: ignore[arg-type]
+
+
 def _sentry_data(span: ReadableSpan, attrs: dict[str, Any], send_pii: bool) -> dict[str, Any]:
     """The span's attributes plus the keys Sentry's performance product reads, PII removed unless allowed."""
     method = attrs.get("http.request.method") or attrs.get("http.method")
@@ -102,6 +115,8 @@ def _sentry_data(span: ReadableSpan, attrs: dict[str, Any], send_pii: bool) -> d
 
 def _span_payload(span: ReadableSpan, send_pii: bool = False) -> dict[str, Any]:
     attrs = _sentry_data(span, dict(span.attributes or {}), send_pii)
+    if "gen_ai.operation.name" in attrs:
+        _genai_data(attrs)
     payload: dict[str, Any] = {
         "trace_id": trace.format_trace_id(span.context.trace_id),
         "span_id": _hex_span(span.context.span_id),

@@ -9,6 +9,7 @@ from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
 from .._config.settings import Settings
 from .._context.hooks import fastapi_instrument_kwargs
+from .._safety.log import contained
 from .build import build
 from .defaults import apply_environment_defaults
 from .runtime import LOCK, runtime
@@ -44,12 +45,18 @@ def configure(*, instrument: bool = True) -> Settings:
 
 
 def _instrument_libraries() -> None:
+    from opentelemetry.instrumentation import httpx as httpx_instrumentation
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     fastapi = FastAPIInstrumentor()
     if not fastapi.is_instrumented_by_opentelemetry:
         fastapi.instrument(**fastapi_instrument_kwargs())
-    httpx = HTTPXClientInstrumentor()
-    if not httpx.is_instrumented_by_opentelemetry:
-        httpx.instrument(**runtime().client_hooks.httpx_kwargs())
+    hooks = runtime().client_hooks.httpx_kwargs()
+    for name in ("HTTPXClientInstrumentor", "HTTPX2ClientInstrumentor"):  # httpx and, where installed, httpx2
+        instrumentor_class = getattr(httpx_instrumentation, name, None)
+        if instrumentor_class is None:
+            continue
+        instrumentor = instrumentor_class()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            with contained(f"{name} instrumentation"):
+                instrumentor.instrument(**hooks)

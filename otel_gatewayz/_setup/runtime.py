@@ -79,6 +79,7 @@ def make_runtime(parts: Parts, *, configured: bool, sentry_active: bool = False)
         parts.genai,
         sentry_active=sentry_active,
         capture_expected_errors=parts.settings.capture_expected_errors,
+        failed_status_codes=parts.settings.failed_request_status_codes,
     )
     return Runtime(parts, recorder, ClientHooks(parts.genai), sentry_active, configured)
 

@@ -116,8 +116,10 @@ class Gateway(Lifecycle):
         bin_dir: Path | None = None,
         start_timeout: float = 60.0,
         stop_timeout: float = 15.0,
+        instrumented: bool = True,
     ) -> None:
         self.workdir = workdir
+        self.instrumented = instrumented  # False: plain uvicorn, the baseline to compare bytes with
         self.env = dict(env or {})
         self.extra_args = list(extra_args)
         self.app = app
@@ -158,7 +160,7 @@ class Gateway(Lifecycle):
         self.metrics_port = int(env["OTEL_EXPORTER_PROMETHEUS_PORT"])
         self.launched_env = env
         argv = [
-            str(self.bin_dir / "opentelemetry-instrument"),
+            *([str(self.bin_dir / "opentelemetry-instrument")] if self.instrumented else []),
             str(self.bin_dir / "uvicorn"),
             self.app,
             "--host",

@@ -83,3 +83,79 @@ def test_the_message_fallback_never_groups_on_a_secret():
     groups = [grouper.group(RuntimeError(f"Upstream said: invalid key {key}"), None) for key in keys]
     assert groups[0].fingerprint == groups[1].fingerprint
     assert not any(key[8:16] in part for key in keys for part in groups[0].fingerprint)
+
+
+# Shaped like the openai / anthropic SDKs' error families (openai.APIError and its subclasses).
+class APIError(Exception):
+    pass
+
+
+class APIStatusError(APIError):
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class InternalServerError(APIStatusError):
+    pass
+
+
+class RateLimitError(APIStatusError):
+    pass
+
+
+class APIConnectionError(APIError):
+    pass
+
+
+class APITimeoutError(APIConnectionError):
+    pass
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        InternalServerError("Error code: 500 - upstream said no", 500),
+        RateLimitError("Error code: 429 - slow down", 429),
+        APIConnectionError("Connection error."),
+        APITimeoutError("Request timed out."),
+    ],
+)
+def test_provider_sdk_errors_group_by_their_class_hierarchy(exc):
+    grouping = group_error(exc, "/v1/chat/completions")
+    assert grouping.fingerprint == (type(exc).__name__, "provider_error")
+    assert grouping.category == "provider_error"
+    assert grouping.provider_status_code == getattr(exc, "status_code", None)
+
+
+def test_spec_rules_on_the_own_name_win_over_the_hierarchy():
+    class AuthenticationError(APIStatusError):  # openai.AuthenticationError is an APIError too
+        pass
+
+    assert fingerprint_for(AuthenticationError("bad key", 401), ())[1] == "auth_error"
+    assert fingerprint_for(_exc("UpstreamAPIError", "x"), [("Upstream", "rate_limit")])[1] == "rate_limit"
+
+
+def test_transport_errors_are_provider_errors_only_during_a_provider_call():
+    import httpx
+
+    for exc in (httpx.ConnectTimeout("timed out"), httpx.RemoteProtocolError("peer closed"), ConnectionRefusedError()):
+        expected = ((type(exc).__name__, "provider_error"), "provider_error")
+        assert fingerprint_for(exc, (), provider_call=True) == expected
+        assert fingerprint_for(exc, (), provider_call=False)[1] == "other"
+
+
+def test_an_http_exception_raised_from_a_provider_error_groups_as_that_error():
+    from starlette.exceptions import HTTPException
+
+    try:
+        try:
+            raise RateLimitError("Error code: 429", 429)
+        except RateLimitError as cause:
+            raise HTTPException(502, "provider unavailable") from cause
+    except HTTPException as mapped:
+        grouping = group_error(mapped, "/v1/chat/completions")
+    assert grouping.fingerprint == ("RateLimitError", "provider_error")
+    assert (grouping.error_type, grouping.provider_status_code) == ("RateLimitError", 429)
+    bare = group_error(HTTPException(503, "down for maintenance 42"), None)
+    assert bare.fingerprint == ("HTTPException", "<n>: down for maintenance <n>") and bare.provider_status_code is None

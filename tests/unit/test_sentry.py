@@ -110,3 +110,29 @@ def test_enrichment_drops_duplicates_and_health_checks_and_keeps_given_fingerpri
     fresh = ValueError("y")
     kept = enrich_event({"fingerprint": ["mine"]}, {"exc_info": (ValueError, fresh, None)}, None, ErrorGrouper(), "s")
     assert kept is not None and kept["fingerprint"] == ["mine"]
+
+
+def test_genai_operation_spans_reach_sentry_as_ai_monitoring_spans():
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("opentelemetry.instrumentation.genai.openai")
+    with tracer.start_as_current_span("POST /v1/chat/completions", kind=SpanKind.SERVER) as root:
+        root.set_attributes({"http.request.method": "POST", "http.route": "/v1/chat/completions"})
+        with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT) as chat:
+            chat.set_attributes(
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": "gpt-4o-mini",
+                    "gen_ai.usage.input_tokens": 3,
+                    "gen_ai.usage.output_tokens": 5,
+                }
+            )
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    event = transaction_event(spans["POST /v1/chat/completions"], [spans["chat gpt-4o-mini"]], "svc")
+    [genai] = event["spans"]
+    assert (genai["op"], genai["description"]) == ("gen_ai.chat", "chat gpt-4o-mini")
+    assert genai["data"]["gen_ai.system"] == "openai"
+    assert genai["data"]["gen_ai.usage.total_tokens"] == 8
+    assert genai["data"]["gen_ai.request.model"] == "gpt-4o-mini"

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 from sentry_sdk.tracing_utils import Baggage
 
 from otel_gatewayz._context.baggage import DscSource, incoming_dsc, parse_baggage, sample_rand_of, serialize_dsc
-from otel_gatewayz._context.propagation import build_propagator
+from otel_gatewayz._context.propagation import allow_next_injection, build_propagator
 from otel_gatewayz._context.sampling import GatewayzSampler
 from otel_gatewayz._sentry.request import pii_values, redact_values, request_from_scope, strip_pii_span_data
 from otel_gatewayz._sentry.sessions import SessionAggregator
@@ -25,6 +25,7 @@ DSC = DscSource("pk", "svc@abc", "production", 0.25)
 
 def _inject(ctx: Any = None) -> dict[str, str]:
     carrier: dict[str, str] = {}
+    allow_next_injection("provider.example")  # as the HTTP client hook does: injection fails closed
     build_propagator([".*"], DSC).inject(carrier, ctx)
     return carrier
 
@@ -42,6 +43,7 @@ def test_a_value_the_app_changed_is_percent_encoded_not_plus_encoded():
     ctx = build_propagator([], None).extract({"baggage": "vendor=a%20b"})
     ctx = otel_baggage.set_baggage("vendor", "c d/e", ctx)
     carrier: dict[str, str] = {}
+    allow_next_injection("provider.example")
     build_propagator([".*"], None).inject(carrier, ctx)
     assert carrier["baggage"] == "vendor=c%20d%2Fe"
 

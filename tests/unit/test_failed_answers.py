@@ -1,0 +1,138 @@
+"""5xx answers are errors: one Sentry event and one count, grouped by their cause, never expected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import sentry_sdk
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from otel_gatewayz._errors.grouping import ErrorGrouper
+from otel_gatewayz._errors.handlers import install_handlers
+from otel_gatewayz._errors.recorder import ErrorRecorder
+from otel_gatewayz._metrics.genai import GenAiMetrics
+from otel_gatewayz._metrics.instruments import Instruments
+from otel_gatewayz._privacy.scrubber import Scrubber
+
+
+class APIError(Exception):
+    """Shaped like openai.APIError."""
+
+    status_code = 503
+
+
+class ValidationError(Exception):
+    pass
+
+
+class Maintenance(Exception):
+    pass
+
+
+def _app(failed: tuple[tuple[int, int], ...]) -> tuple[FastAPI, InMemoryMetricReader]:
+    reader = InMemoryMetricReader()
+    instruments = Instruments(MeterProvider(metric_readers=[reader]).get_meter("t"))
+    recorder = ErrorRecorder(
+        ErrorGrouper(),
+        instruments,
+        GenAiMetrics(instruments, Scrubber((), ())),
+        sentry_active=True,
+        capture_expected_errors=False,  # production
+        failed_status_codes=failed,
+    )
+    app = FastAPI()
+
+    @app.get("/mapped")
+    async def mapped() -> None:
+        try:
+            raise APIError("Error code: 503 - overloaded")
+        except APIError as exc:
+            raise HTTPException(502, "provider unavailable") from exc
+
+    @app.get("/status/{code}")
+    async def status(code: int) -> None:
+        raise HTTPException(code, "no")
+
+    @app.get("/validation")
+    async def validation() -> None:
+        raise ValidationError("Invalid model parameter 'gpt-999'")
+
+    @app.get("/maintenance")
+    async def maintenance() -> None:
+        raise Maintenance("back soon")
+
+    @app.exception_handler(Maintenance)
+    async def on_maintenance(request: Any, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "maintenance"}, status_code=503)
+
+    install_handlers(app, recorder, lambda: None)
+    return app, reader
+
+
+def _errors_counted(reader: InMemoryMetricReader) -> dict[str, int]:
+    counted: dict[str, int] = {}
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics if data else ():
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == "gatewayz.errors":
+                    for point in metric.data.data_points:
+                        key = f"{point.attributes['error.type']}/{point.attributes['error.category']}"
+                        counted[key] = counted.get(key, 0) + int(point.value)
+    return counted
+
+
+@pytest.fixture
+def captured(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+
+    def capture_event(event: dict[str, Any], hint: dict[str, Any] | None = None, **kwargs: Any) -> str:
+        events.append({"exc": (hint or {})["exc_info"][1], "event": event, **kwargs})
+        return f"event{len(events)}"
+
+    monkeypatch.setattr(sentry_sdk, "capture_event", capture_event)
+    return events
+
+
+async def _get(app: FastAPI, path: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        return await client.get(path)
+
+
+async def test_a_mapped_http_exception_is_one_event_grouped_by_its_cause(captured):
+    app, reader = _app(((500, 599),))
+    response = await _get(app, "/mapped")
+    assert response.status_code == 502
+    [event] = captured
+    assert event["fingerprint"] == ["APIError", "provider_error"]
+    assert event["tags"]["error_type"] == "provider_error"
+    assert event["tags"]["provider_status_code"] == "503"
+    assert _errors_counted(reader) == {"APIError/provider_error": 1}
+
+
+async def test_any_handler_answering_5xx_is_an_error_and_4xx_are_not(captured):
+    app, _ = _app(((500, 599),))
+    assert (await _get(app, "/maintenance")).status_code == 503
+    assert (await _get(app, "/status/503")).status_code == 503
+    assert (await _get(app, "/status/409")).status_code == 409
+    assert [type(event["exc"]).__name__ for event in captured] == ["Maintenance", "HTTPException"]
+
+
+async def test_an_error_answering_500_is_never_expected_in_production(captured):
+    app, _ = _app(((500, 599),))
+    assert (await _get(app, "/validation")).status_code == 500
+    [event] = captured
+    assert event["fingerprint"] == ["ValidationError", "validation_error"]
+
+
+async def test_the_failed_status_codes_are_a_setting(captured):
+    app, _ = _app(((500, 501),))
+    assert (await _get(app, "/status/502")).status_code == 502
+    assert (await _get(app, "/status/501")).status_code == 501
+    assert [event["exc"].status_code for event in captured] == [501]
