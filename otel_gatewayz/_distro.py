@@ -11,6 +11,7 @@ from ._context.hooks import HTTP_CLIENT_INSTRUMENTATIONS, fastapi_instrument_kwa
 from ._safety.log import contained
 from ._setup.configurator import GatewayzConfigurator
 from ._setup.defaults import apply_environment_defaults
+from ._setup.processes import is_multiprocessing_helper
 from ._setup.runtime import runtime
 
 __all__ = ["GatewayzConfigurator", "GatewayzDistro", "instrumentor_kwargs"]
@@ -40,6 +41,8 @@ class GatewayzDistro(BaseDistro):  # type: ignore[misc]
         apply_environment_defaults(os.environ)
 
     def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
+        if is_multiprocessing_helper():
+            return  # the resource tracker serves nothing
         extra = instrumentor_kwargs(entry_point.name)
         if extra is not None:
             kwargs = {**extra, **kwargs}

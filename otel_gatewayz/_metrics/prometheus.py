@@ -16,8 +16,10 @@ import errno
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +36,9 @@ from .merge import alive, merge, to_json
 
 RESOURCE_LABELS = frozenset({"service.name", "deployment.environment.name", "service.version"})
 METRICS_DIR_ENV = "GATEWAYZ_METRICS_DIR"
+_TEMP_PREFIX = "otel_gatewayz-metrics-"
+_OWNER_FILE = "owner.pid"
+_EMPTY_DIR_GRACE = 600.0  # seconds: a directory a starting server has not written to yet
 WRITE_INTERVAL = 1.0
 
 
@@ -78,9 +83,40 @@ def metrics_dir(configured: str | None) -> Path:
                 configured,
                 type(exc).__name__,
             )
-    made = tempfile.mkdtemp(prefix="otel_gatewayz-metrics-")
-    os.environ[METRICS_DIR_ENV] = made
-    return Path(made)
+    made = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX))
+    (made / _OWNER_FILE).write_text(str(os.getpid()))
+    os.environ[METRICS_DIR_ENV] = str(made)
+    atexit.register(_remove_if_owner, made, os.getpid())
+    sweep_stale_dirs(made.parent, keep=made)
+    return made
+
+
+def _age(path: Path) -> float:
+    return time.time() - path.stat().st_mtime
+
+
+def _remove_if_owner(path: Path, owner: int) -> None:
+    """At the creating process's exit (forked workers inherit the hook, and skip it)."""
+    if os.getpid() == owner:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep_stale_dirs(parent: Path, keep: Path | None = None) -> None:
+    """Remove earlier server starts' temporary directories whose processes are all gone.
+
+    A supervisor killed by a signal never runs its exit hook; the next start cleans up after
+    it. A directory with a live process, or too new to have recorded one, is kept.
+    """
+    for candidate in parent.glob(f"{_TEMP_PREFIX}*"):
+        if candidate == keep or not candidate.is_dir():
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            owner = candidate / _OWNER_FILE
+            pids = [int(owner.read_text())] if owner.exists() else []
+            pids += [int(snapshot.name.split("-", 1)[0]) for snapshot in candidate.glob("*.json")]
+            abandoned = not any(alive(pid) for pid in pids) if pids else _age(candidate) > _EMPTY_DIR_GRACE
+            if abandoned:
+                shutil.rmtree(candidate, ignore_errors=True)
 
 
 class _Labelled:

@@ -12,6 +12,7 @@ from .._context.hooks import fastapi_instrument_kwargs
 from .._safety.log import contained
 from .build import build
 from .defaults import apply_environment_defaults
+from .processes import is_multiprocessing_helper
 from .runtime import LOCK, runtime
 
 
@@ -23,6 +24,8 @@ class GatewayzConfigurator(_OTelSDKConfigurator):
     """
 
     def _configure(self, **kwargs: Any) -> None:
+        if is_multiprocessing_helper():
+            return  # no providers, no metrics snapshot, no target_info in the resource tracker
         with LOCK:
             if runtime().configured:
                 return

@@ -572,3 +572,43 @@ def test_a_failing_span_processor_never_fails_the_request(tmp_path, sentry_recor
     assert "Exception in ASGI application" not in logs
     failures = failure_lines(logs)
     assert len(failures) == 2 and set(failures.values()) == {1}, failures  # each hook's failure, once
+
+
+def test_a_collector_outage_counts_every_lost_metric_and_log_export_once_per_reason(gateway_factory):
+    """Metrics and logs get what spans get: each lost export counted by reason, one line per reason."""
+    with RefusedPort() as refused:
+        env = {
+            **BASE,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{LOOPBACK}:{refused.port}",
+            # Time for one retry: its line says why (refused); the final one only says "timeout".
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "2",
+            "OTEL_METRIC_EXPORT_INTERVAL": "500",
+            "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
+            "OTEL_BLRP_SCHEDULE_DELAY": "200",
+        }
+        gateway = gateway_factory(env=env)
+        requests_as_healthy(gateway.base_url)
+        for _ in range(6):  # the app logs a warning per failed provider call: log records to export
+            httpx.post(
+                f"{gateway.base_url}/v1/chat/completions",
+                headers=auth(),
+                json={"model": "error-500", "messages": [{"role": "user", "content": "hi"}]},
+                timeout=30,
+            )
+            time.sleep(0.5)
+
+        def lost(signal_name: str) -> dict[str, float] | None:
+            found = dropped(gateway.metrics_url, signal_name)
+            return found if sum(found.values()) >= 3 else None
+
+        metric_drops = eventually(lambda: lost("metrics"), timeout=40, what="3 lost metric exports counted")
+        log_drops = eventually(lambda: lost("logs"), timeout=40, what="3 lost log exports counted")
+        logs = gateway.logs()
+    assert set(metric_drops) == set(log_drops) == {"unreachable"}
+    assert Counter(re.findall(r"(metrics|logs) export lost \((\w+)", logs)) == {
+        ("metrics", "unreachable"): 1,
+        ("logs", "unreachable"): 1,
+    }
+    upstream_lines = [line for line in logs.splitlines() if "otel_gatewayz:" not in line]
+    for upstream in ("Failed to export metrics batch", "Failed to export logs batch", "Transient error"):
+        assert not [line for line in upstream_lines if upstream in line], upstream

@@ -7,11 +7,12 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.helpers import SHA, auth, eventually, tags_of
+from tests.e2e.helpers import SHA, auth, chat, eventually, tags_of
 from tests.servers.gateway import REPO_ROOT, StubProvider, base_env, venv_bin
 from tests.servers.ports import free_port
 from tests.servers.processes import ManagedProcess
@@ -221,3 +222,30 @@ def test_provider_latency_time_to_first_chunk_and_failures(gateway_factory):
         metrics, "gen_ai_client_operation_duration_seconds", gen_ai_request_model="other", error_type="ProviderAPIError"
     )
     assert failed_count == 1
+
+
+def test_workers_leave_no_directory_behind_and_the_resource_tracker_is_not_instrumented(gateway_factory, tmp_path):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    gateway = gateway_factory(env={"APP_ENV": "staging", "TMPDIR": str(temp)}, extra_args=["--workers", "2"])
+    [directory] = temp.glob("otel_gatewayz-metrics-*")
+    for _ in range(20):
+        assert chat(gateway.base_url).status_code == 200
+
+    def snapshot_pids() -> set[int] | None:
+        pids = {int(path.name.split("-", 1)[0]) for path in directory.glob("*.json")}
+        return pids if len(pids) >= 3 else None  # the supervisor and two workers
+
+    pids = eventually(snapshot_pids, timeout=20, what="snapshots of the supervisor and both workers")
+    commands = {
+        pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        for pid in pids
+        if Path(f"/proc/{pid}/cmdline").exists()
+    }
+    assert not [pid for pid, command in commands.items() if b"resource_tracker" in command], commands
+    assert len(pids) == 3, commands
+    assert httpx.get(gateway.metrics_url).text.count("target_info{") == 3
+
+    gateway.stop()
+
+    assert not directory.exists()
