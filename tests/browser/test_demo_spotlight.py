@@ -129,7 +129,8 @@ def test_spotlight_shows_the_error_and_the_trace_with_its_http_client_span(
             {"snapshot": "error"},
             # Traces: the chat request's trace (the caller's trace id) and its spans.
             {"goto": f"{ui}/telemetry/traces", "timeout": WAIT_MS},
-            {"wait": [trace_id[:8], "POST /v1/chat/completions"], "timeout": WAIT_MS},
+            # The list shows the method and the route as separate badges.
+            {"wait": [trace_id[:8], "/v1/chat/completions"], "timeout": WAIT_MS},
             {"click": trace_id[:8], "timeout": WAIT_MS},
             {"wait": ["http.client", upstream, trace_id], "timeout": WAIT_MS},
             {"snapshot": "trace"},
@@ -143,7 +144,7 @@ def test_spotlight_shows_the_error_and_the_trace_with_its_http_client_span(
     _shows(details, "ProviderAPIError", message)
     trace = _page(result, "trace")
     assert trace_id in trace["url"], trace["url"]
-    _shows(trace, trace_id, "http.server", "POST /v1/chat/completions", "http.client", upstream)
+    _shows(trace, trace_id, "http.server", "POST", "/v1/chat/completions", "http.client", upstream)
     assert not result["failures"], result["failures"]
     # Spotlight answered every request (hono 4.13.19 failed them all with this error).
     spotlight_log = (demo.log_dir / "spotlight.log").read_text()
