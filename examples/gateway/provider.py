@@ -9,6 +9,7 @@ model              behaviour
 =================  ==========================================================================
 (anything else)    200 completion JSON, or an SSE stream of chunks then ``data: [DONE]``
 ``error-500``      500 with an OpenAI-style error body
+``error-401``      401 echoing the key it was sent, as OpenAI's error body does
 ``rate-limited``   429 with ``retry-after``
 ``slow``           sleeps ``PROVIDER_SLOW_SECONDS`` (default 60) before answering
 ``bad-format``     200 with a non-JSON body
@@ -132,6 +133,10 @@ async def _complete(request: Request) -> Response:
         await asyncio.sleep(SLOW_SECONDS)
     if model == "error-500":
         return _error(500, "internal error", "server_error")
+    if model == "error-401":
+        # As OpenAI answers a bad key: the key it was sent, echoed in the error body.
+        sent = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return _error(401, f"Incorrect API key provided: {sent}.", "invalid_request_error")
     if model == "rate-limited":
         return _error(429, "rate limit reached", "rate_limit_error", {"retry-after": "1"})
     if model == "bad-format":

@@ -124,3 +124,30 @@ def test_prompt_content_stays_out_unless_allowed(corpus_gateway, sentry_recorder
 
     left = _left(gateway, sentry_recorder, otlp_recorder)
     assert (PROMPT.encode() in left) is allowed
+
+
+def test_a_provider_error_body_echoing_the_key_is_scrubbed_everywhere(corpus_gateway, sentry_recorder, otlp_recorder):
+    """The openai SDK puts the provider's error body in its exception; OpenAI's 401 body echoes the key."""
+    provider_key = "sk-proj-" + "Q7wE9rT2yU4iO6pA8sD1fG3hJ5kL0zX" * 2
+    gateway = corpus_gateway(PROVIDER_API_KEY=provider_key)
+
+    for _ in range(2):
+        response = httpx.post(
+            f"{gateway.base_url}/v1/sdk/chat/completions",
+            headers=auth("planter"),
+            timeout=30,
+            json={"model": "error-401", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert response.status_code == 500
+    events = sentry_recorder.wait_for_events(2, timeout=30)
+    time.sleep(1.0)
+
+    values = [e["exception"]["values"][-1] for e in events]
+    assert all("Incorrect API key provided: [REDACTED]" in v["value"] for v in values), values
+    assert events[0]["fingerprint"] == events[1]["fingerprint"]  # the same error, one group
+    server = [s for s in otlp_recorder.spans() if s["kind"] == "SERVER" and "/v1/sdk/" in s["name"]]
+    messages = [e["attributes"].get("exception.message", "") for s in server for e in s["events"]]
+    assert any("Incorrect API key provided: [REDACTED]" in m for m in messages), messages
+    assert "Incorrect API key provided: [REDACTED]" in gateway.logs()  # uvicorn's traceback line
+    left = _left(gateway, sentry_recorder, otlp_recorder)
+    assert not [piece for piece in _pieces(provider_key) if piece in left]
