@@ -89,6 +89,11 @@ export GATEWAY_PROVIDER_URL="${GATEWAY_PROVIDER_URL:-http://127.0.0.1:$provider_
 export OTEL_EXPORTER_PROMETHEUS_HOST="${OTEL_EXPORTER_PROMETHEUS_HOST:-127.0.0.1}"
 export OTEL_EXPORTER_PROMETHEUS_PORT="${OTEL_EXPORTER_PROMETHEUS_PORT:-$metrics_port}"
 export APP_ENV="${APP_ENV:-development}"
+if [ -z "$spotlight_url" ] && [ -z "${SENTRY_DSN:-}" ]; then
+  # No viewer: show each span and error on the console instead, one readable line each.
+  export GATEWAYZ_CONSOLE="${GATEWAYZ_CONSOLE:-true}"
+  echo "demo: no viewer running: spans and errors are printed here, one line each (GATEWAYZ_CONSOLE)"
+fi
 export RELEASE_SHA="${RELEASE_SHA:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
 
 echo

@@ -391,6 +391,15 @@ class Settings:
         meaning="Let prompt and completion content (`gen_ai.prompt*`, `gen_ai.*.messages`, `llm.prompts`, "
         "`content=` in request models' reprs) reach spans, events and logs. Off: redacted everywhere.",
     )
+    console: bool = setting(
+        sources=("GATEWAYZ_CONSOLE",),
+        parse=parse_bool,
+        type="bool",
+        default=False,
+        on_error="no console output",
+        meaning="One readable, scrubbed line per finished span and per recorded error on stderr, for a local "
+        "run with no viewer (the demo turns it on when Spotlight is not running).",
+    )
     log_correlation: bool = setting(
         sources=("GATEWAYZ_LOG_CORRELATION",),
         parse=parse_bool,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -71,8 +72,10 @@ class ErrorRecorder:
         sentry_active: bool,
         capture_expected_errors: bool,
         failed_status_codes: tuple[tuple[int, int], ...] = ((500, 599),),
+        on_error: Callable[[BaseException, ErrorGrouping], None] | None = None,
     ) -> None:
         self.grouper = grouper
+        self._on_error = on_error  # e.g. the local console line
         self._failed_status_codes = failed_status_codes
         self._instruments = instruments
         self._genai = genai
@@ -111,6 +114,9 @@ class ErrorRecorder:
             state.unhandled_error = True
         with contained("error recording"):
             grouping = self.grouper.group(exc, state)
+            if self._on_error is not None:
+                with contained("error console line"):
+                    self._on_error(exc, grouping)
             with contained("error span annotation"):  # OTel's record_exception calls str(exc)
                 _annotate_spans(exc, grouping, state, record_on_span)
             self._count(grouping, state)

@@ -29,6 +29,7 @@ from .._context.propagation import build_propagator, named_propagator
 from .._context.sampling import GatewayzSampler
 from .._errors.handlers import patch_starlette
 from .._errors.log_correlation import install_log_correlation
+from .._export.console import ConsoleSpanProcessor
 from .._export.failures import count_export_failures
 from .._export.spans import scrubbed_batch_processor_factory
 from .._metrics.prometheus import GatewayzPrometheusReader, PrometheusOptions
@@ -91,6 +92,8 @@ def _sdk_arguments(
     settings = parts.settings
     drops = parts.instruments.drops
     processors: list[SpanProcessor] = [ContextSpanProcessor()]
+    if parts.console is not None:
+        processors.append(ConsoleSpanProcessor(parts.console))
     if sentry_active:
         processors.append(
             SentryTransactionProcessor(

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from opentelemetry import metrics
 
 from .._config.settings import Settings, load_settings
 from .._context.hooks import ClientHooks
-from .._errors.grouping import ErrorGrouper
+from .._errors.grouping import ErrorGrouper, ErrorGrouping
 from .._errors.recorder import ErrorRecorder
+from .._export.console import ConsoleOutput
 from .._export.flush import flush_pending
 from .._metrics.genai import GenAiMetrics
 from .._metrics.instruments import Instruments
@@ -34,6 +36,7 @@ class Parts:
     grouper: ErrorGrouper
     instruments: Instruments
     genai: GenAiMetrics
+    console: ConsoleOutput | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Parts:
@@ -46,6 +49,7 @@ class Parts:
             ErrorGrouper(settings.fingerprint_rules, settings.impact_rules, scrubber.scrub_text),
             instruments,
             GenAiMetrics(instruments, scrubber),
+            ConsoleOutput(scrubber) if settings.console else None,
         )
 
 
@@ -72,6 +76,13 @@ class Runtime:
         return flush_pending(self.settings.shutdown_timeout, sentry_active=self.sentry_active)
 
 
+def _console_error(console: ConsoleOutput | None) -> Callable[[BaseException, ErrorGrouping], None] | None:
+    if console is None:
+        return None
+    output = console
+    return lambda exc, grouping: output.error(exc, grouping.fingerprint, grouping.user_impact)
+
+
 def make_runtime(parts: Parts, *, configured: bool, sentry_active: bool = False) -> Runtime:
     recorder = ErrorRecorder(
         parts.grouper,
@@ -80,6 +91,7 @@ def make_runtime(parts: Parts, *, configured: bool, sentry_active: bool = False)
         sentry_active=sentry_active,
         capture_expected_errors=parts.settings.capture_expected_errors,
         failed_status_codes=parts.settings.failed_request_status_codes,
+        on_error=_console_error(parts.console),
     )
     return Runtime(parts, recorder, ClientHooks(parts.genai), sentry_active, configured)
 

@@ -6,6 +6,7 @@ Each garbage value here was seen to turn the whole distro off (no handler, no ev
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -119,3 +120,30 @@ def _metrics(url: str) -> str | None:
     except httpx.TransportError:
         return None
     return response.text if response.status_code == 200 else None
+
+
+def test_console_output_is_one_scrubbed_line_per_span_and_per_error(gateway_factory):
+    from tests.e2e.helpers import new_traceparent
+
+    gateway = gateway_factory(env={"GATEWAYZ_CONSOLE": "true"})  # no Sentry, no viewer
+    header, trace_id, _ = new_traceparent()
+    secret = "sk-proj-" + "Q7wE9rT2yU4iO6pA8sD1fG3h" * 2
+
+    assert chat(gateway.base_url, headers={"traceparent": header}).status_code == 200
+    response = httpx.get(
+        f"{gateway.base_url}/v1/errors/unique", params={"message": f"bad key {secret}"}, headers=auth()
+    )
+    assert response.status_code == 500
+
+    logs = eventually(lambda: gateway.logs() if "[error]" in gateway.logs() else None, what="the error line")
+    assert f"[span]  {trace_id[:8]} server   POST /v1/chat/completions 200 " in logs
+    assert f"[span]  {trace_id[:8]} client   POST 200 " in logs
+    assert re.search(r"\[error\] [0-9a-f]{8} ValueError: bad key \[REDACTED\]  group=ValueError / .* impact=low", logs)
+    assert secret not in logs
+
+
+def test_no_console_output_by_default(gateway_factory):
+    gateway = gateway_factory()
+    assert chat(gateway.base_url).status_code == 200
+    httpx.get(f"{gateway.base_url}/v1/errors/provider", headers=auth())
+    assert "[span]" not in gateway.logs() and "[error]" not in gateway.logs()
