@@ -32,6 +32,7 @@ from .._errors.log_correlation import install_log_correlation
 from .._export.console import ConsoleSpanProcessor
 from .._export.failures import count_export_failures
 from .._export.spans import scrubbed_batch_processor_factory
+from .._metrics.bounded_http import drop_client_chosen_labels
 from .._metrics.prometheus import GatewayzPrometheusReader, PrometheusOptions
 from .._privacy.logs import ScrubbingLogProcessor, install_log_record_factory
 from .._safety.log import contained, ensure_visible, logger
@@ -169,6 +170,7 @@ def build(
 
     _validated_exporters(settings, env)
     count_export_failures(parts.instruments.drops)
+    drop_client_chosen_labels()
     _configure_sdk(sdk_configure, _sdk_arguments(parts, sentry_active, auto_instrumentation_version, env, dsc), env)
     with contained("instance id after fork"):
         provider = trace.get_tracer_provider()

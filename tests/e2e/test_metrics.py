@@ -249,3 +249,22 @@ def test_workers_leave_no_directory_behind_and_the_resource_tracker_is_not_instr
     gateway.stop()
 
     assert not directory.exists()
+
+
+def test_old_conventions_take_no_label_a_client_chooses(gateway_factory):
+    """``http/dup`` adds the old-convention series; random Host headers must not become series."""
+    gateway = gateway_factory(env={"APP_ENV": "staging", "OTEL_SEMCONV_STABILITY_OPT_IN": "http/dup"})
+
+    for i in range(60):
+        response = httpx.get(f"{gateway.base_url}/users/me", headers={**auth(), "Host": f"h{i}.attacker.example"})
+        assert response.status_code == 200
+
+    def old_series() -> list[str] | None:
+        text = httpx.get(gateway.metrics_url).text
+        found = [line for line in text.splitlines() if line.startswith("http_server_duration_milliseconds_count")]
+        return found if sum(float(line.rsplit(" ", 1)[1]) for line in found) >= 60 else None
+
+    series = eventually(old_series, timeout=20, what="the old-convention duration series")
+    text = httpx.get(gateway.metrics_url).text
+    assert "attacker.example" not in text
+    assert len(series) <= 3, series  # by method, scheme, status, flavor and port: one here

@@ -165,3 +165,16 @@ def test_span_processor_ending_hook_exists():
 def test_log_records_carry_exc_text():
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "m", None, None)
     assert record.exc_text is None  # our record subclass replaces this attribute with a property
+
+
+def test_old_convention_server_metric_attribute_lists():
+    from opentelemetry.instrumentation import _semconv
+    from opentelemetry.instrumentation.asgi import _server_duration_attrs_old as asgi_list
+
+    from otel_gatewayz._metrics.bounded_http import CLIENT_CHOSEN, drop_client_chosen_labels
+
+    assert asgi_list is _semconv._server_duration_attrs_old  # the middleware reads this very list
+    drop_client_chosen_labels()
+    for allowed in (_semconv._server_duration_attrs_old, _semconv._server_active_requests_count_attrs_old):
+        assert not set(CLIENT_CHOSEN) & set(allowed)
+        assert "http.method" in allowed  # the bounded ones stay
