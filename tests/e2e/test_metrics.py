@@ -154,7 +154,9 @@ def test_error_counter_labels_match_the_events_in_bugsink(bugsink, gateway_facto
 
 
 def test_made_up_model_names_leave_the_series_count_bounded(gateway_factory):
-    gateway = gateway_factory(env={"APP_ENV": "staging"}, extra_args=["--workers", "2"])
+    # Pooled connections: a keep-alive longer than any stall of a loaded machine, so the server
+    # never closes one just as the client reuses it.
+    gateway = gateway_factory(env={"APP_ENV": "staging"}, extra_args=["--workers", "2", "--timeout-keep-alive", "120"])
 
     statuses = asyncio.run(
         _fire(gateway.base_url, 10_000, concurrency=32, distinct_models=True, fresh_connections=False)
