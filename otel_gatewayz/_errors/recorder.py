@@ -24,6 +24,7 @@ from .._context.state import RequestState, current_state, new_breadcrumb
 from .._metrics.genai import GenAiMetrics
 from .._metrics.instruments import Instruments
 from .._safety.log import contained, log_once
+from .capture import ErrorCapturer
 from .grouping import UNMATCHED_ROUTE, ErrorGrouper, ErrorGrouping, route_of
 
 _CAPTURED_ATTR = "__otel_gatewayz_event_id__"
@@ -64,12 +65,14 @@ class ErrorRecorder:
         *,
         sentry_active: bool,
         capture_expected_errors: bool,
+        capturer: ErrorCapturer | None = None,
     ) -> None:
         self.grouper = grouper
         self._instruments = instruments
         self._genai = genai
         self._sentry_active = sentry_active
         self._capture_expected = capture_expected_errors
+        self._capturer = capturer
 
     def record(
         self,
@@ -103,7 +106,7 @@ class ErrorRecorder:
             self._flush_pending_calls(state, grouping.error_type)
             expected = expected or grouping.category == "validation_error"
             if self._sentry_active and (self._capture_expected or not expected):
-                event_id = self._send(exc, grouping, level, context, tags, handled)
+                event_id = self._send(exc, grouping, level, context, tags, handled, state)
                 if event_id is None and not handled:
                     log_once(
                         "event-not-sent",
@@ -128,17 +131,29 @@ class ErrorRecorder:
                 1, {"error.category": grouping.category, "user_impact": grouping.user_impact}
             )
 
-    @staticmethod
     def _send(
+        self,
         exc: BaseException,
         grouping: ErrorGrouping,
         level: str,
         context: dict[str, Any] | None,
         tags: dict[str, str] | None,
         handled: bool,
+        state: RequestState | None,
     ) -> str | None:
+        """Capture now, build later: the event id comes back at once (see ``capture.py``)."""
         all_tags = {"error_type": grouping.category, "user_impact": grouping.user_impact, **(tags or {})}
         contexts = {"error_context": context} if context else {}
+        if self._capturer is not None:
+            return self._capturer.capture(
+                exc,
+                fingerprint=tuple(grouping.fingerprint),
+                level=level,
+                handled=handled,
+                tags=all_tags,
+                contexts=contexts,
+                state=state,
+            )
         token = _capturing.set(True)
         try:
             client = sentry_sdk.get_client()

@@ -16,6 +16,7 @@ from opentelemetry import metrics
 
 from .._config.settings import Settings, load_settings
 from .._context.hooks import ClientHooks
+from .._errors.capture import ErrorCapturer, InApp
 from .._errors.grouping import ErrorGrouper
 from .._errors.recorder import ErrorRecorder
 from .._export.flush import flush_pending
@@ -23,6 +24,7 @@ from .._metrics.genai import GenAiMetrics
 from .._metrics.instruments import Instruments
 from .._privacy.content import CONTENT_KEYS
 from .._privacy.scrubber import Scrubber
+from .._sentry.errors import ErrorEventWorker
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Runtime:
     client_hooks: ClientHooks
     sentry_active: bool = False
     configured: bool = False
+    error_events: ErrorEventWorker | None = None
 
     @property
     def settings(self) -> Settings:
@@ -68,19 +71,27 @@ class Runtime:
         return self.parts.scrubber
 
     def flush(self) -> bool:
-        """The bounded shutdown flush (``GATEWAYZ_SHUTDOWN_TIMEOUT``)."""
+        """The bounded shutdown flush (``GATEWAYZ_SHUTDOWN_TIMEOUT``): error events first, then the rest."""
+        if self.error_events is not None:
+            self.error_events.flush(self.settings.shutdown_timeout)
         return flush_pending(self.settings.shutdown_timeout, sentry_active=self.sentry_active)
 
 
-def make_runtime(parts: Parts, *, configured: bool, sentry_active: bool = False) -> Runtime:
+def make_runtime(
+    parts: Parts, *, configured: bool, sentry_active: bool = False, error_events: ErrorEventWorker | None = None
+) -> Runtime:
+    capturer = None
+    if error_events is not None:
+        capturer = ErrorCapturer(error_events, error_events.budget, InApp(), parts.settings.include_local_variables)
     recorder = ErrorRecorder(
         parts.grouper,
         parts.instruments,
         parts.genai,
         sentry_active=sentry_active,
         capture_expected_errors=parts.settings.capture_expected_errors,
+        capturer=capturer,
     )
-    return Runtime(parts, recorder, ClientHooks(parts.genai), sentry_active, configured)
+    return Runtime(parts, recorder, ClientHooks(parts.genai), sentry_active, configured, error_events)
 
 
 _runtime: Runtime | None = None

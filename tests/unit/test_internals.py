@@ -165,3 +165,13 @@ def test_span_processor_ending_hook_exists():
 def test_log_records_carry_exc_text():
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "m", None, None)
     assert record.exc_text is None  # our record subclass replaces this attribute with a property
+
+
+def test_sentry_logging_integration_still_routes_records_through_handle_record():
+    """DedupingLoggingIntegration skips recorded errors in ``_handle_record`` (called by the SDK's patched logger)."""
+    import inspect
+
+    from sentry_sdk.integrations import logging as sentry_logging
+
+    assert "_handle_record" in vars(sentry_logging.LoggingIntegration)
+    assert "_handle_record(record)" in inspect.getsource(sentry_logging.LoggingIntegration.setup_once)
