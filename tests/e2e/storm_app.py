@@ -7,6 +7,11 @@ from fastapi import FastAPI
 app = FastAPI()
 
 
+@app.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
 @app.get("/v1/errors/huge")
 async def huge(rows: int = 10) -> None:
     blob = {"rows": [str(i) * 10 for i in range(rows)], "note": "y" * (rows * 10)}
