@@ -71,6 +71,7 @@ class Config:
     label: str
     kind: str  # none | otel | sentry | ours
     rate: float | None = None  # traces sample rate; None = the configuration's own default
+    env: tuple[tuple[str, str], ...] = ()  # extra environment (ours only)
 
     @property
     def exports_otlp(self) -> bool:
@@ -81,6 +82,7 @@ class Config:
         return self.kind in ("sentry", "ours")
 
 
+NO_BUDGET = (("GATEWAYZ_ERROR_EVENT_BUDGET", "unlimited"),)
 PROD_RATE = 0.01  # our production default (APP_ENV=production), used for the peers too
 
 CONFIGS = {
@@ -93,6 +95,8 @@ CONFIGS = {
         Config("sentry-prod", "sentry-sdk @1%", "sentry", PROD_RATE),
         Config("ours-100", "otel_gatewayz @100%", "ours", 1.0),
         Config("ours-prod", "otel_gatewayz @prod default (1%)", "ours", None),
+        # Every error a full event (storm control off): the cost of one full Sentry event.
+        Config("ours-full", "otel_gatewayz @1%, no event budget", "ours", None, NO_BUDGET),
     )
 }
 
@@ -399,6 +403,7 @@ def gateway_command(
         )
         if config.rate is not None:
             env["SENTRY_TRACES_SAMPLE_RATE"] = str(config.rate)
+        env.update(config.env)
         return [
             str(dev_bin / "opentelemetry-instrument"),
             str(dev_bin / "uvicorn"),

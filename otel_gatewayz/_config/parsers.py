@@ -237,3 +237,21 @@ def exporter_parser(signal: str) -> Callable[[str], tuple[str, ...]]:
         return names
 
     return parse
+
+
+def parse_event_budget(raw: str) -> tuple[int, float] | None:
+    """``N/Ts`` (N full events per T seconds), or ``unlimited``/``off`` for no budget."""
+    text = raw.strip().lower()
+    if text in {"unlimited", "off", "none"}:
+        return None
+    count_text, sep, window_text = text.partition("/")
+    if not sep:
+        raise SettingError(f"{raw!r} is not N/<seconds>s (e.g. 10/60s) or unlimited")
+    try:
+        count = int(count_text.strip())
+        window = float(window_text.strip().removesuffix("s"))
+    except ValueError:
+        raise SettingError(f"{raw!r} is not N/<seconds>s (e.g. 10/60s) or unlimited") from None
+    if count < 1 or not 0 < window <= 86400:
+        raise SettingError(f"{raw!r} needs N >= 1 and 0 < seconds <= 86400")
+    return count, window

@@ -19,6 +19,7 @@ from .parsers import (
     parse_bool,
     parse_dsn,
     parse_environment,
+    parse_event_budget,
     parse_host,
     parse_impact_rules,
     parse_port,
@@ -309,7 +310,20 @@ class Settings:
         default=True,
         invalid=False,
         on_error="local variables are not sent",
-        meaning="Attach stack-frame local variables (scrubbed) to Sentry events.",
+        meaning="Attach the local variables of in-app stack frames (your code, not libraries) to Sentry "
+        "events: scrubbed, each value rendered within a size bound.",
+    )
+    error_event_budget: tuple[int, float] | None = setting(
+        sources=("GATEWAYZ_ERROR_EVENT_BUDGET",),
+        parse=parse_event_budget,
+        type="`N/<seconds>s` or `unlimited`",
+        default=(10, 60.0),
+        default_doc="10/60s",
+        on_error="using 10/60s",
+        meaning="Storm control: at most N full Sentry events per fingerprint per window. Past it, errors are "
+        "still counted in metrics and answered with an event id, but not built; the number suppressed per "
+        "fingerprint reaches Sentry on the group's next event and in a summary event (and client report) "
+        "once per window and at shutdown.",
     )
     shutdown_timeout: float = setting(
         sources=("GATEWAYZ_SHUTDOWN_TIMEOUT",),

@@ -25,6 +25,7 @@ from .._context.state import RequestState, current_state, new_breadcrumb
 from .._metrics.genai import GenAiMetrics
 from .._metrics.instruments import Instruments
 from .._safety.log import contained, log_once
+from .capture import ErrorCapturer
 from .grouping import UNMATCHED_ROUTE, ErrorGrouper, ErrorGrouping, route_of
 
 _CAPTURED_ATTR = "__otel_gatewayz_event_id__"
@@ -73,6 +74,7 @@ class ErrorRecorder:
         capture_expected_errors: bool,
         failed_status_codes: tuple[tuple[int, int], ...] = ((500, 599),),
         on_error: Callable[[BaseException, ErrorGrouping], None] | None = None,
+        capturer: ErrorCapturer | None = None,
     ) -> None:
         self.grouper = grouper
         self._on_error = on_error  # e.g. the local console line
@@ -81,6 +83,7 @@ class ErrorRecorder:
         self._genai = genai
         self._sentry_active = sentry_active
         self._capture_expected = capture_expected_errors
+        self._capturer = capturer
 
     def record(
         self,
@@ -123,7 +126,7 @@ class ErrorRecorder:
             self._flush_pending_calls(state, grouping.error_type)
             expected = not server_error and (expected or grouping.category == "validation_error")
             if self._sentry_active and (self._capture_expected or not expected):
-                event_id = self._send(exc, grouping, level, context, tags, handled)
+                event_id = self._send(exc, grouping, level, context, tags, handled, state)
             elif self._sentry_active:
                 _mark_withheld(exc)
                 if event_id is None and not handled:
@@ -147,8 +150,9 @@ class ErrorRecorder:
         with contained("error recording"):
             with contextlib.suppress(AttributeError, TypeError):
                 delattr(exc, _WITHHELD_ATTR)
-            grouping = self.grouper.group(exc, current_state())
-            event_id = self._send(exc, grouping, level, context, tags, False)
+            state = current_state()
+            grouping = self.grouper.group(exc, state)
+            event_id = self._send(exc, grouping, level, context, tags, False, state)
         _mark(exc, event_id or "")
         return event_id
 
@@ -167,19 +171,31 @@ class ErrorRecorder:
                 1, {"error.category": grouping.category, "user_impact": grouping.user_impact}
             )
 
-    @staticmethod
     def _send(
+        self,
         exc: BaseException,
         grouping: ErrorGrouping,
         level: str,
         context: dict[str, Any] | None,
         tags: dict[str, str] | None,
         handled: bool,
+        state: RequestState | None,
     ) -> str | None:
+        """Capture now, build later: the event id comes back at once (see ``capture.py``)."""
         all_tags = {"error_type": grouping.category, "user_impact": grouping.user_impact, **(tags or {})}
         if grouping.provider_status_code is not None:
             all_tags.setdefault("provider_status_code", str(grouping.provider_status_code))
         contexts = {"error_context": context} if context else {}
+        if self._capturer is not None:
+            return self._capturer.capture(
+                exc,
+                fingerprint=tuple(grouping.fingerprint),
+                level=level,
+                handled=handled,
+                tags=all_tags,
+                contexts=contexts,
+                state=state,
+            )
         token = _capturing.set(True)
         try:
             client = sentry_sdk.get_client()

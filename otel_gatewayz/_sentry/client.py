@@ -17,8 +17,24 @@ from sentry_sdk.profiler import start_profiler
 from sentry_sdk.transport import Transport
 
 from .._config.settings import Settings
+from .._errors.recorder import already_recorded
 from .._safety.log import logger
 from .enrichment import SentryHooks
+
+
+class DedupingLoggingIntegration(LoggingIntegration):
+    """sentry-sdk's logging integration, skipping records of errors the recorder already has.
+
+    uvicorn logs every unhandled exception ("Exception in ASGI application") after our handler
+    answered; the SDK would build that record into a full event (frames, locals, source) only
+    for ``before_send`` to drop it. The check runs before any of that work.
+    """
+
+    def _handle_record(self, record: logging.LogRecord) -> None:
+        exc_info = record.exc_info
+        if exc_info and exc_info[1] is not None and already_recorded(exc_info[1]):
+            return
+        super()._handle_record(record)
 
 
 def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transport] | None) -> bool:
@@ -49,7 +65,7 @@ def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transpor
             trace_propagation_targets=[],
             integrations=[
                 OTLPIntegration(setup_otlp_traces_exporter=False, setup_propagator=False, capture_exceptions=False),
-                LoggingIntegration(level=None, event_level=logging.ERROR),
+                DedupingLoggingIntegration(level=None, event_level=logging.ERROR),
             ],
             before_send=hooks.before_send,
             before_send_transaction=hooks.before_send_transaction,

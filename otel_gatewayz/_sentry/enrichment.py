@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+from opentelemetry.context import Context
+
 from .._context.baggage import DscSource, transaction_name
 from .._context.state import RequestState, current_state
 from .._errors.grouping import ErrorGrouper
@@ -16,6 +18,7 @@ from .._errors.recorder import already_recorded
 from .._privacy.events import Event, scrub_event
 from .._privacy.scrubber import Scrubber
 from .._safety.log import contained, logger
+from .errors import CAPTURE_HINT
 from .request import pii_values, redact_values, request_from_scope
 
 if TYPE_CHECKING:
@@ -61,7 +64,8 @@ def enrich_event(
         if state.breadcrumbs:
             event["breadcrumbs"] = {"values": sorted(state.breadcrumbs, key=lambda c: c["timestamp"])}
     exc_info = hint.get("exc_info")
-    if exc_info and exc_info[1] is not None and already_recorded(exc_info[1]):
+    ours = CAPTURE_HINT in hint  # built by the event worker from the recorder's capture
+    if exc_info and exc_info[1] is not None and not ours and already_recorded(exc_info[1]):
         return None
     if exc_info and exc_info[1] is not None and "fingerprint" not in event:
         grouping = grouper.group(exc_info[1], state)
@@ -93,25 +97,28 @@ class SentryHooks:
 
     def before_send(self, sentry_event: SentryEvent, hint: Hint) -> SentryEvent | None:
         event = cast(Event, sentry_event)
-        state = current_state()
+        capture = hint.get(CAPTURE_HINT)
+        # Off the request path the capture carries the request's state and OTel context.
+        state = capture.state if capture is not None else current_state()
+        context = capture.otel_context if capture is not None else None
         with contained("before_send enrichment"):
             enriched = enrich_event(event, hint, state, self._grouper, self._service, self._send_pii)
             if enriched is None:
                 return None
             event = enriched
         with contained("error event trace header"):
-            self._add_dsc(event, state)
+            self._add_dsc(event, state, context)
         try:
             return cast("SentryEvent", scrub_event(event, self._scrubber))
         except Exception:  # noqa: BLE001 - never send what we could not scrub
             logger.exception("otel_gatewayz: scrubbing an event failed; the event is dropped")
             return None
 
-    def _add_dsc(self, event: Event, state: RequestState | None) -> None:
+    def _add_dsc(self, event: Event, state: RequestState | None, context: Context | None = None) -> None:
         """The trace's DSC, which sentry-sdk moves from ``contexts.trace`` to the envelope's ``trace`` header."""
         if self._dsc is None:
             return
-        dsc = self._dsc.for_context(None, state)
+        dsc = self._dsc.for_context(context, state)
         trace_context = (event.get("contexts") or {}).get("trace")
         if dsc is not None and isinstance(trace_context, dict) and trace_context.get("trace_id") == dsc["trace_id"]:
             trace_context["dynamic_sampling_context"] = dsc

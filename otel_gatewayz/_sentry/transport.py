@@ -44,6 +44,10 @@ class CountingTransport(HttpTransport):
             return
         super().capture_envelope(envelope)
 
+    def backlog(self) -> float:
+        """How full the SDK's send queue is, 0..1 (the error-event worker waits while it is full)."""
+        return self._backlog()
+
     def _backlog(self) -> float:
         """How full the SDK's send queue is, 0..1 (0 when it cannot be told).
 

@@ -29,6 +29,7 @@ from .._context.propagation import build_propagator, named_propagator
 from .._context.sampling import GatewayzSampler
 from .._errors.handlers import patch_starlette
 from .._errors.log_correlation import install_log_correlation
+from .._errors.storm import EventBudget
 from .._export.console import ConsoleSpanProcessor
 from .._export.failures import count_export_failures
 from .._export.spans import scrubbed_batch_processor_factory
@@ -39,6 +40,7 @@ from .._safety.log import contained, ensure_visible, logger
 from .._safety.processors import ContainedSpanProcessor
 from .._sentry.client import init_sentry
 from .._sentry.enrichment import SentryHooks
+from .._sentry.errors import ErrorEventWorker
 from .._sentry.sessions import SessionAggregator, wrap_stack
 from .._sentry.transactions import SentryTransactionProcessor
 from .._sentry.transport import CountingTransport
@@ -165,7 +167,11 @@ def build(
     with contained("Sentry start-up"):
         sentry_active = _start_sentry(parts, dsc)
         sessions = _sessions(settings) if sentry_active else None
-    runtime = make_runtime(parts, configured=True, sentry_active=sentry_active)
+    error_events = None
+    if sentry_active:
+        budget = settings.error_event_budget
+        error_events = ErrorEventWorker(parts.instruments.drops, EventBudget(*budget) if budget else None)
+    runtime = make_runtime(parts, configured=True, sentry_active=sentry_active, error_events=error_events)
     install(runtime)
 
     _validated_exporters(settings, env)

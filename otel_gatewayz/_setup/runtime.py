@@ -17,6 +17,7 @@ from opentelemetry import metrics
 
 from .._config.settings import Settings, load_settings
 from .._context.hooks import ClientHooks
+from .._errors.capture import ErrorCapturer, InApp
 from .._errors.grouping import ErrorGrouper, ErrorGrouping
 from .._errors.recorder import ErrorRecorder
 from .._export.console import ConsoleOutput
@@ -25,6 +26,7 @@ from .._metrics.genai import GenAiMetrics
 from .._metrics.instruments import Instruments
 from .._privacy.content import CONTENT_KEYS
 from .._privacy.scrubber import Scrubber
+from .._sentry.errors import ErrorEventWorker
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Runtime:
     client_hooks: ClientHooks
     sentry_active: bool = False
     configured: bool = False
+    error_events: ErrorEventWorker | None = None
 
     @property
     def settings(self) -> Settings:
@@ -72,7 +75,9 @@ class Runtime:
         return self.parts.scrubber
 
     def flush(self) -> bool:
-        """The bounded shutdown flush (``GATEWAYZ_SHUTDOWN_TIMEOUT``)."""
+        """The bounded shutdown flush (``GATEWAYZ_SHUTDOWN_TIMEOUT``): error events first, then the rest."""
+        if self.error_events is not None:
+            self.error_events.flush(self.settings.shutdown_timeout)
         return flush_pending(self.settings.shutdown_timeout, sentry_active=self.sentry_active)
 
 
@@ -83,7 +88,12 @@ def _console_error(console: ConsoleOutput | None) -> Callable[[BaseException, Er
     return lambda exc, grouping: output.error(exc, grouping.fingerprint, grouping.user_impact)
 
 
-def make_runtime(parts: Parts, *, configured: bool, sentry_active: bool = False) -> Runtime:
+def make_runtime(
+    parts: Parts, *, configured: bool, sentry_active: bool = False, error_events: ErrorEventWorker | None = None
+) -> Runtime:
+    capturer = None
+    if error_events is not None:
+        capturer = ErrorCapturer(error_events, error_events.budget, InApp(), parts.settings.include_local_variables)
     recorder = ErrorRecorder(
         parts.grouper,
         parts.instruments,
@@ -92,8 +102,9 @@ def make_runtime(parts: Parts, *, configured: bool, sentry_active: bool = False)
         capture_expected_errors=parts.settings.capture_expected_errors,
         failed_status_codes=parts.settings.failed_request_status_codes,
         on_error=_console_error(parts.console),
+        capturer=capturer,
     )
-    return Runtime(parts, recorder, ClientHooks(parts.genai), sentry_active, configured)
+    return Runtime(parts, recorder, ClientHooks(parts.genai), sentry_active, configured, error_events)
 
 
 _runtime: Runtime | None = None

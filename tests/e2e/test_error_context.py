@@ -128,7 +128,15 @@ def test_full_error_tracking_flow_event(bugsink, gateway_factory, otlp_recorder)
 
 
 def test_concurrent_requests_never_share_context(bugsink, gateway_factory):
-    gateway = gateway_factory(env={"SENTRY_DSN": bugsink.dsn, **STAGING, "SENTRY_TRACES_SAMPLE_RATE": "0.5"})
+    # One fingerprint 200 times: storm control would send 10 of them; this test wants every event.
+    gateway = gateway_factory(
+        env={
+            "SENTRY_DSN": bugsink.dsn,
+            **STAGING,
+            "SENTRY_TRACES_SAMPLE_RATE": "0.5",
+            "GATEWAYZ_ERROR_EVENT_BUDGET": "unlimited",
+        }
+    )
     users = [f"user{i:03d}" for i in range(200)]
 
     async def fire() -> list[int]:

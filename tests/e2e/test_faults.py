@@ -230,7 +230,10 @@ def test_collector_faults_leave_requests_alone_and_are_counted(mode, otlp_record
 
 def test_sigterm_right_after_50_errors_delivers_all_50(bugsink, gateway_factory):
     """50 errors, SIGTERM at once: the bounded flush at shutdown gets every event to Bugsink."""
-    gateway = gateway_factory(env={"SENTRY_DSN": bugsink.dsn, "RELEASE_SHA": SHA}, stop_timeout=30)
+    gateway = gateway_factory(
+        env={"SENTRY_DSN": bugsink.dsn, "RELEASE_SHA": SHA, "GATEWAYZ_ERROR_EVENT_BUDGET": "unlimited"},
+        stop_timeout=30,
+    )
     error_window(gateway.base_url, 50)
 
     started = time.monotonic()

@@ -81,6 +81,7 @@ def corpus_gateway(gateway_factory, sentry_recorder, otlp_recorder):
                 "APP_ENV": "staging",
                 "OTEL_BSP_SCHEDULE_DELAY": "100",
                 "OTEL_METRIC_EXPORT_INTERVAL": "500",
+                "GATEWAYZ_ERROR_EVENT_BUDGET": "unlimited",  # one event per planted sample
                 "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
                 "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "x-request-note,user-agent",
                 **env,

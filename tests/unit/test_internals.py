@@ -178,3 +178,13 @@ def test_old_convention_server_metric_attribute_lists():
     for allowed in (_semconv._server_duration_attrs_old, _semconv._server_active_requests_count_attrs_old):
         assert not set(CLIENT_CHOSEN) & set(allowed)
         assert "http.method" in allowed  # the bounded ones stay
+
+
+def test_sentry_logging_integration_still_routes_records_through_handle_record():
+    """DedupingLoggingIntegration skips recorded errors in ``_handle_record`` (called by the SDK's patched logger)."""
+    import inspect
+
+    from sentry_sdk.integrations import logging as sentry_logging
+
+    assert "_handle_record" in vars(sentry_logging.LoggingIntegration)
+    assert "_handle_record(record)" in inspect.getsource(sentry_logging.LoggingIntegration.setup_once)

@@ -1,0 +1,211 @@
+"""What the request path keeps of an error for its Sentry event: cheap copies, built into an event later.
+
+On the request path an error costs its grouping, the counters and this capture: the exception
+(with its traceback), a snapshot of the request's state, the OTel context (trace and span ids,
+the caller's DSC), the locals of in-app frames as references, and an event id made up front so
+the 500 body can carry it. Rendering frames, locals and source, scrubbing and serialising run
+on the event worker's thread (``_sentry/errors.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from types import FrameType, TracebackType
+from typing import Any, Protocol
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+
+from .._context.state import MAX_BREADCRUMBS, RequestState
+from .storm import EventBudget
+
+# Frames walked per exception (sentry-sdk's MAX_STACK_FRAMES is 2000; a gateway's are ~40).
+MAX_FRAMES = 250
+MAX_CHAIN = 10
+_EXTERNAL = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+
+
+class InApp:
+    """sentry-sdk's in-app rule (not a library, under the project root), cached per file."""
+
+    def __init__(self, project_root: str | None = None) -> None:
+        self._root = os.path.abspath(project_root or os.getcwd()) + os.sep
+        self._cache: dict[str, bool] = {}
+
+    def __call__(self, filename: str) -> bool:
+        known = self._cache.get(filename)
+        if known is None:
+            path = os.path.abspath(filename) if filename else ""
+            known = bool(path) and not any(part in path for part in _EXTERNAL) and path.startswith(self._root)
+            if len(self._cache) < 10_000:
+                self._cache[filename] = known
+        return known
+
+
+@dataclass(frozen=True)
+class FrameCapture:
+    frame: FrameType
+    lineno: int
+    in_app: bool
+    local_vars: dict[str, Any] | None  # a shallow copy, in-app frames only
+
+
+@dataclass(frozen=True)
+class ExceptionCapture:
+    exc: BaseException
+    frames: tuple[FrameCapture, ...]
+
+
+@dataclass
+class ErrorCapture:
+    """One error as the event worker needs it; ``chain`` is innermost cause first, as Sentry orders it."""
+
+    event_id: str
+    chain: tuple[ExceptionCapture, ...]
+    fingerprint: tuple[str, ...]
+    level: str
+    handled: bool
+    tags: dict[str, str]
+    contexts: dict[str, Any]
+    state: RequestState | None
+    otel_context: Context
+    trace_ids: tuple[str, str] | None  # (trace_id, span_id) hex of the span current at capture
+    suppressed: int = 0  # errors of this fingerprint suppressed since its previous full event
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class EventSink(Protocol):
+    """Where the recorder hands its captures (the event worker)."""
+
+    def submit(self, capture: ErrorCapture) -> bool: ...
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def snapshot_state(state: RequestState | None) -> RequestState | None:
+    """A copy of what the event reads from the request's state, as it is now."""
+    if state is None:
+        return None
+    return RequestState(
+        root_span=None,
+        scope=dict(state.scope) if state.scope is not None else None,
+        user=dict(state.user),
+        request=dict(state.request),
+        breadcrumbs=deque(state.breadcrumbs, maxlen=MAX_BREADCRUMBS),
+        unhandled_error=state.unhandled_error,
+    )
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """sentry-sdk's walk: the exception, then its cause or context, until a repeat."""
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(chain) < MAX_CHAIN:
+        chain.append(current)
+        seen.add(id(current))
+        current = current.__cause__ if current.__suppress_context__ else current.__context__
+    return chain
+
+
+def _frames(tb: TracebackType | None, in_app: InApp, with_locals: bool) -> tuple[FrameCapture, ...]:
+    frames: list[FrameCapture] = []
+    while tb is not None and len(frames) < MAX_FRAMES:
+        frame = tb.tb_frame
+        code = frame.f_code
+        if "__traceback_hide__" not in code.co_varnames:  # sentry-sdk's (and pytest's) marker
+            is_app = in_app(code.co_filename)
+            local_vars = dict(frame.f_locals) if is_app and with_locals else None
+            frames.append(FrameCapture(frame, tb.tb_lineno, is_app, local_vars))
+        tb = tb.tb_next
+    return tuple(frames)
+
+
+def capture_error(
+    exc: BaseException,
+    *,
+    event_id: str,
+    fingerprint: tuple[str, ...],
+    level: str,
+    handled: bool,
+    tags: dict[str, str],
+    contexts: dict[str, Any],
+    state: RequestState | None,
+    trace_ids: tuple[str, str] | None,
+    in_app: InApp,
+    with_locals: bool,
+    suppressed: int = 0,
+) -> ErrorCapture:
+    chain = tuple(ExceptionCapture(e, _frames(e.__traceback__, in_app, with_locals)) for e in reversed(_chain(exc)))
+    return ErrorCapture(
+        event_id,
+        chain,
+        fingerprint,
+        level,
+        handled,
+        tags,
+        contexts,
+        snapshot_state(state),
+        otel_context.get_current(),
+        trace_ids,
+        suppressed,
+    )
+
+
+class ErrorCapturer:
+    """The request path's part of a Sentry event: budget check, capture, hand-off to the sink."""
+
+    def __init__(self, sink: EventSink, budget: EventBudget | None, in_app: InApp, with_locals: bool) -> None:
+        self.sink = sink
+        self.budget = budget
+        self._in_app = in_app
+        self._with_locals = with_locals
+
+    def capture(
+        self,
+        exc: BaseException,
+        *,
+        fingerprint: tuple[str, ...],
+        level: str,
+        handled: bool,
+        tags: dict[str, str],
+        contexts: dict[str, Any],
+        state: RequestState | None,
+    ) -> str:
+        """The event id for ``exc`` (made here); its event is built later, or not at all past the budget."""
+        event_id = new_event_id()
+        suppressed = 0
+        if self.budget is not None:
+            admitted = self.budget.admit(fingerprint)
+            if admitted is None:
+                return event_id
+            suppressed = admitted
+        span_context = trace.get_current_span().get_span_context()
+        trace_ids = (
+            (trace.format_trace_id(span_context.trace_id), trace.format_span_id(span_context.span_id))
+            if span_context.is_valid
+            else None
+        )
+        self.sink.submit(
+            capture_error(
+                exc,
+                event_id=event_id,
+                fingerprint=fingerprint,
+                level=level,
+                handled=handled,
+                tags=tags,
+                contexts=contexts,
+                state=state,
+                trace_ids=trace_ids,
+                in_app=self._in_app,
+                with_locals=self._with_locals,
+                suppressed=suppressed,
+            )
+        )
+        return event_id

@@ -1,0 +1,202 @@
+"""The error-event worker: builds and sends Sentry error events off the request path.
+
+The recorder hands it an :class:`ErrorCapture`; one daemon thread builds the event (frames,
+source context, bounded locals), which then goes through the client's hooks (enrichment from
+the captured request snapshot, the captured trace's ids and DSC, scrubbing), serialisation and
+transport. The queue is bounded: when full the error is counted in
+``gatewayz_telemetry_dropped_total{signal="sentry",reason="error_queue_full"}``, never waited for.
+Once per budget window (and at shutdown) it sends what storm control suppressed: one summary
+event with the count per fingerprint, and the same counts as a client report.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import sentry_sdk
+
+from .._errors.capture import ErrorCapture
+from .._errors.recorder import MECHANISM
+from .._errors.storm import EventBudget, Fingerprint
+from .._metrics.drops import DropCounter
+from .._safety.log import contained
+from .frames import exception_interface
+
+QUEUE_SIZE = 256
+# Events wait (on this thread) while the SDK's send queue is this full, so that a burst waits in
+# our bounded queue rather than overflowing the SDK's; at most BACKPRESSURE_WAIT seconds each.
+BACKPRESSURE = 0.5
+BACKPRESSURE_WAIT = 2.0
+CAPTURE_HINT = "otel_gatewayz_capture"
+SUMMARY_FINGERPRINT = ["otel_gatewayz", "suppressed-errors"]
+MAX_SUMMARY_GROUPS = 50
+
+Send = Callable[[dict[str, Any], dict[str, Any]], str | None]
+
+
+def _capture_event(event: dict[str, Any], hint: dict[str, Any]) -> str | None:
+    return sentry_sdk.capture_event(event, hint=hint)  # type: ignore[arg-type]
+
+
+def _transport_backlog() -> float:
+    """How full the client's send queue is, 0..1 (our transport tells; another one: 0)."""
+    backlog = getattr(sentry_sdk.get_client().transport, "backlog", None)
+    return float(backlog()) if callable(backlog) else 0.0
+
+
+def _record_lost(count: int) -> None:
+    transport = sentry_sdk.get_client().transport
+    if transport is not None:
+        transport.record_lost_event("sample_rate", data_category="error", quantity=count)
+
+
+def build_event(capture: ErrorCapture) -> dict[str, Any]:
+    """The Sentry event for ``capture`` (before the client's hooks and scope)."""
+    event: dict[str, Any] = {
+        "event_id": capture.event_id,
+        "level": capture.level,
+        "exception": exception_interface(capture, MECHANISM),
+        "fingerprint": list(capture.fingerprint),
+        "tags": dict(capture.tags),
+    }
+    contexts = dict(capture.contexts)
+    if capture.trace_ids is not None:
+        contexts["trace"] = {"trace_id": capture.trace_ids[0], "span_id": capture.trace_ids[1]}
+    if contexts:
+        event["contexts"] = contexts
+    if capture.suppressed:
+        event["extra"] = {"gatewayz_suppressed_since_last_event": capture.suppressed}
+    return event
+
+
+def summary_event(counts: dict[Fingerprint, int], budget: EventBudget) -> dict[str, Any]:
+    total = sum(counts.values())
+    top = sorted(counts.items(), key=lambda item: item[1], reverse=True)[:MAX_SUMMARY_GROUPS]
+    return {
+        "level": "warning",
+        "message": (
+            f"otel_gatewayz: {total} errors not sent in full by storm control "
+            f"(at most {budget.limit} events per fingerprint per {budget.window:g} s)"
+        ),
+        "fingerprint": list(SUMMARY_FINGERPRINT),
+        "tags": {"gatewayz.suppressed": "true"},
+        "extra": {
+            "gatewayz_suppressed": {" / ".join(fp): count for fp, count in top},
+            "gatewayz_suppressed_total": total,
+        },
+    }
+
+
+class ErrorEventWorker:
+    """Bounded queue + one daemon thread (started on first use, again in a forked child)."""
+
+    def __init__(
+        self,
+        drops: DropCounter,
+        budget: EventBudget | None,
+        send: Send = _capture_event,
+        record_lost: Callable[[int], None] = _record_lost,
+        queue_size: int = QUEUE_SIZE,
+        backlog: Callable[[], float] = _transport_backlog,
+    ) -> None:
+        self._drops = drops
+        self.budget = budget
+        self._send = send
+        self._record_lost = record_lost
+        self._queue: deque[ErrorCapture] = deque()
+        self._queue_size = queue_size
+        self._backlog = backlog
+        self._cond = threading.Condition()
+        self._busy = False
+        self._pid = 0
+        self._thread: threading.Thread | None = None
+        self._next_summary = time.monotonic() + (budget.window if budget else 0.0)
+
+    def submit(self, capture: ErrorCapture) -> bool:
+        """Queue ``capture`` for building; False (counted) when the queue is full."""
+        with self._cond:
+            if len(self._queue) >= self._queue_size:
+                full = True
+            else:
+                full = False
+                self._queue.append(capture)
+                self._ensure_thread()
+                self._cond.notify()
+        if full:
+            self._drops.count(
+                "sentry", "error_queue_full", what="a Sentry error event was dropped", detail="event queue full"
+            )
+            return False
+        return True
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every queued event went to the client, then send the suppressed summary."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (self._queue or self._busy) and self._thread is not None and self._thread.is_alive():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        self.send_summary()
+        return True
+
+    def send_summary(self) -> None:
+        if self.budget is None:
+            return
+        counts = self.budget.take_suppressed()
+        if not counts:
+            return
+        with contained("suppressed-errors summary"):
+            self._record_lost(sum(counts.values()))
+        sent = None
+        with contained("suppressed-errors summary"):
+            sent = self._send(summary_event(counts, self.budget), {})
+        if sent is None:
+            self.budget.give_back(counts)
+
+    def _ensure_thread(self) -> None:  # under self._cond
+        pid = os.getpid()
+        if self._thread is None or self._pid != pid or not self._thread.is_alive():
+            self._pid = pid
+            self._busy = False
+            self._thread = threading.Thread(target=self._run, name="otel_gatewayz errors", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    wait = self._next_summary - time.monotonic() if self.budget else None
+                    if wait is not None and wait <= 0:
+                        break
+                    self._cond.wait(wait)
+                capture = self._queue.popleft() if self._queue else None
+                self._busy = capture is not None
+            if capture is not None:
+                self._wait_for_transport()
+                with contained("Sentry error event"):
+                    self._send(build_event(capture), {CAPTURE_HINT: capture, "exc_info": _exc_info(capture)})
+                capture = None
+            if self.budget is not None and time.monotonic() >= self._next_summary:
+                self._next_summary = time.monotonic() + self.budget.window
+                self.send_summary()
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def _wait_for_transport(self) -> None:
+        deadline = time.monotonic() + BACKPRESSURE_WAIT
+        with contained("Sentry send queue"):
+            while self._backlog() >= BACKPRESSURE and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+
+def _exc_info(capture: ErrorCapture) -> tuple[Any, ...]:
+    exc = capture.chain[-1].exc
+    return (type(exc), exc, exc.__traceback__)

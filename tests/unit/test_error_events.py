@@ -1,0 +1,162 @@
+"""Issue 14 without a server: storm budget, bounded locals, the event worker's queue and summary."""
+
+from __future__ import annotations
+
+import threading
+
+from otel_gatewayz._errors.capture import ErrorCapturer, InApp, capture_error
+from otel_gatewayz._errors.storm import EventBudget
+from otel_gatewayz._sentry.errors import ErrorEventWorker, build_event
+from otel_gatewayz._sentry.frames import MAX_VALUE, render, source_context
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Drops:
+    def __init__(self) -> None:
+        self.counted: list[tuple[str, str]] = []
+
+    def count(self, signal: str, reason: str, count: int = 1, **_: str) -> None:
+        self.counted.append((signal, reason))
+
+
+def test_budget_admits_n_per_window_and_reports_the_suppressed_once():
+    clock = Clock()
+    budget = EventBudget(3, 60.0, clock)
+    fp = ("ProviderAPIError", "provider_error")
+    assert [budget.admit(fp) for _ in range(5)] == [0, 0, 0, None, None]
+    assert budget.admit(("Other",)) == 0  # fingerprints have their own budgets
+    clock.now = 61.0
+    assert budget.admit(fp) == 2  # the next full event carries what was suppressed
+    assert budget.take_suppressed() == {}
+    budget.admit(fp), budget.admit(fp), budget.admit(fp)
+    assert budget.take_suppressed() == {fp: 1}
+    assert budget.take_suppressed() == {}  # reported once
+
+
+def test_a_huge_value_renders_within_bounds():
+    rows = [str(i) * 10 for i in range(1_000_000)]
+    rendered = render({"rows": rows, "text": "x" * 10_000_000, "nested": [[[[[[["deep"]]]]]]]})
+    assert len(rendered["rows"]) == 11 and rendered["rows"][-1] == "... 999990 more"
+    assert len(rendered["text"]) <= MAX_VALUE
+    assert "<list of 1 items>" in str(rendered["nested"])
+
+
+def test_a_value_whose_repr_fails_does_not_lose_the_event():
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    assert render(Broken()) == "<unrepresentable>"
+
+
+def test_source_context_is_read_once_per_file_and_line():
+    source_context.cache_clear()
+    pre, line, post = source_context(__file__, 1)
+    assert line is not None and line.startswith('"""Issue 14') and pre == () and len(post) == 5
+    source_context(__file__, 1)
+    assert source_context.cache_info().hits == 1
+
+
+def _raise(api_key: str) -> None:
+    payload = {"data": list(range(100_000))}
+    raise ValueError(f"bad payload of {len(payload['data'])}")
+
+
+def _captured(event_id: str = "a" * 32):
+    try:
+        _raise("sk-secret")
+    except ValueError as exc:
+        return capture_error(
+            exc,
+            event_id=event_id,
+            fingerprint=("ValueError",),
+            level="error",
+            handled=False,
+            tags={},
+            contexts={},
+            state=None,
+            trace_ids=("1" * 32, "2" * 16),
+            in_app=InApp(),
+            with_locals=True,
+        )
+
+
+def test_the_event_carries_ids_fingerprint_trace_and_in_app_locals_only():
+    event = build_event(_captured())
+    assert event["event_id"] == "a" * 32
+    assert event["contexts"]["trace"] == {"trace_id": "1" * 32, "span_id": "2" * 16}
+    [value] = event["exception"]["values"]
+    assert value["mechanism"] == {"type": "otel_gatewayz", "handled": False}
+    frame = value["stacktrace"]["frames"][-1]
+    assert frame["function"] == "_raise" and frame["in_app"] is True
+    assert frame["vars"]["api_key"] == "'sk-secret'"  # scrubbed later, by before_send, as every value
+    assert len(frame["vars"]["payload"]["data"]) == 11
+
+
+class FakeSink:
+    def __init__(self) -> None:
+        self.captures: list[object] = []
+
+    def submit(self, capture: object) -> bool:
+        self.captures.append(capture)
+        return True
+
+
+def test_past_the_budget_an_error_gets_an_id_but_no_capture():
+    sink = FakeSink()
+    capturer = ErrorCapturer(sink, EventBudget(2, 60.0), InApp(), True)
+    ids = []
+    for _ in range(5):
+        try:
+            _raise("k")
+        except ValueError as exc:
+            ids.append(
+                capturer.capture(
+                    exc, fingerprint=("X",), level="error", handled=False, tags={}, contexts={}, state=None
+                )
+            )
+    assert len(set(ids)) == 5
+    assert len(sink.captures) == 2
+
+
+def test_a_full_queue_drops_and_counts_without_waiting():
+    release = threading.Event()
+    sent: list[dict[str, object]] = []
+
+    def send(event: dict[str, object], hint: dict[str, object]) -> str:
+        release.wait(5)
+        sent.append(event)
+        return "id"
+
+    drops = Drops()
+    worker = ErrorEventWorker(drops, None, send=send, record_lost=lambda n: None, queue_size=2)
+    results = [worker.submit(_captured(str(i) * 32)) for i in range(5)]
+    assert results.count(False) >= 2
+    assert drops.counted.count(("sentry", "error_queue_full")) == results.count(False)
+    release.set()
+    assert worker.flush(5)
+    assert len(sent) == results.count(True)
+
+
+def test_the_summary_carries_the_suppressed_counts_and_a_client_report():
+    budget = EventBudget(1, 60.0)
+    fp = ("ProviderAPIError", "provider_error")
+    for _ in range(4):
+        budget.admit(fp)
+    sent: list[dict[str, object]] = []
+    lost: list[int] = []
+    worker = ErrorEventWorker(Drops(), budget, send=lambda e, h: sent.append(e) or "id", record_lost=lost.append)
+    assert worker.flush(1)
+    [summary] = sent
+    assert summary["extra"] == {
+        "gatewayz_suppressed": {"ProviderAPIError / provider_error": 3},
+        "gatewayz_suppressed_total": 3,
+    }
+    assert lost == [3]
