@@ -42,6 +42,7 @@ from .._sentry.client import init_sentry
 from .._sentry.enrichment import SentryHooks
 from .._sentry.errors import ErrorEventWorker
 from .._sentry.sessions import SessionAggregator, wrap_stack
+from .._sentry.spotlight import watch_spotlight
 from .._sentry.transactions import SentryTransactionProcessor
 from .._sentry.transport import CountingTransport
 from .runtime import Parts, Runtime, install, make_runtime
@@ -66,7 +67,10 @@ def _start_sentry(parts: Parts, dsc: DscSource) -> bool:
     if not settings.sentry_enabled:
         return False
     hooks = SentryHooks(parts.scrubber, parts.grouper, settings.service_name, dsc, settings.send_default_pii)
-    return init_sentry(settings, hooks, CountingTransport.bound(parts.instruments.drops))
+    started = init_sentry(settings, hooks, CountingTransport.bound(parts.instruments.drops))
+    if started and settings.spotlight:
+        watch_spotlight(parts.instruments.drops)
+    return started
 
 
 def _sessions(settings: Settings) -> SessionAggregator | None:

@@ -147,3 +147,18 @@ def test_no_console_output_by_default(gateway_factory):
     assert chat(gateway.base_url).status_code == 200
     httpx.get(f"{gateway.base_url}/v1/errors/provider", headers=auth())
     assert "[span]" not in gateway.logs() and "[error]" not in gateway.logs()
+
+
+def test_a_spotlight_that_cannot_be_reached_is_said_once(gateway_factory):
+    from tests.servers.ports import RefusedPort
+
+    with RefusedPort() as refused:
+        url = f"http://127.0.0.1:{refused.port}/stream"
+        gateway = gateway_factory(env={"SENTRY_SPOTLIGHT": url})
+        for _ in range(3):
+            response = httpx.get(f"{gateway.base_url}/v1/errors/provider", headers=auth())
+            assert response.status_code == 500 and response.json()["error"]["event_id"]
+        logs = eventually(
+            lambda: gateway.logs() if "cannot be reached" in gateway.logs() else None, what="the Spotlight line"
+        )
+    assert logs.count(f"otel_gatewayz: Spotlight at {url} cannot be reached") == 1
