@@ -134,14 +134,15 @@ def app_module(directory: Path, name: str, source: str) -> Path:
 #   refused       every envelope fails to connect: "network", one per envelope.
 #   hang          the SDK's single worker blocks on its first request (urllib3 timeout 30 s, longer
 #                 than this test); its queue (100 envelopes) fills behind it. Transactions yield
-#                 at half of it ("transaction_backlog", ours: error events are never crowded out),
-#                 error events are dropped when it is full ("full_queue"). Requests never wait.
+#                 at half of it ("transaction_backlog", ours: error events are never crowded out);
+#                 error events wait in our own bounded event queue (256), paced into the SDK's, and
+#                 only past it are dropped ("error_queue_full"). Requests never wait.
 #   error_500     every envelope is sent and refused: "status_500".
 #   rate_limited  the first answer is 429 with Retry-After and X-Sentry-Rate-Limits: "status_429"
 #                 once, then the SDK sends nothing for 60 s and drops locally: "self_rate_limits".
 SENTRY_FAULTS = {
     "refused": {"network"},
-    "hang": {"transaction_backlog", "full_queue"},
+    "hang": {"transaction_backlog"},
     "error_500": {"status_500"},
     "rate_limited": {"status_429", "self_rate_limits"},
 }
