@@ -10,6 +10,7 @@ line naming it; the exception handler and the rest keep working.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
@@ -175,6 +176,9 @@ def build(
     if sentry_active:
         budget = settings.error_event_budget
         error_events = ErrorEventWorker(parts.instruments.drops, EventBudget(*budget) if budget else None)
+        # At interpreter exit (a script, a worker without a lifespan): hand what is queued to the
+        # SDK first. atexit runs last-registered first, so this runs before sentry-sdk's own flush.
+        atexit.register(error_events.flush, settings.shutdown_timeout)
     runtime = make_runtime(parts, configured=True, sentry_active=sentry_active, error_events=error_events)
     install(runtime)
 
