@@ -22,4 +22,4 @@ rm -rf dist
 .venv/bin/python -m build --outdir dist . >/dev/null
 .venv/bin/twine check --strict dist/*
 export OGZ_DIST_DIR="$PWD/dist"
-exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+exec .venv/bin/python -m pytest -p no:cacheprovider --durations=15 "$@"
