@@ -137,11 +137,11 @@ def fingerprint_for(
     if provider_call and is_transport_error(exc):
         return (exc_type, "provider_error"), "provider_error"
     # Scrubbed before normalising: a grouping key is never a place a secret can hide.
-    message_key = normalise_message(scrub(_message(exc)))
+    message_key = normalise_message(scrub(message_of(exc)))
     return ((exc_type, message_key) if message_key else (exc_type,)), "other"
 
 
-def _message(exc: BaseException) -> str:
+def message_of(exc: BaseException) -> str:
     """``str(exc)``, or nothing when the exception cannot say it (a raising ``__str__``)."""
     try:
         return str(exc)

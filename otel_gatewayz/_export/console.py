@@ -13,6 +13,7 @@ from typing import TextIO
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
+from .._errors.grouping import message_of
 from .._privacy.scrubber import Scrubber
 from .._privacy.spans import scrub_span
 
@@ -40,7 +41,8 @@ class ConsoleOutput:
         """The line for a recorded error (with or without a Sentry client)."""
         span_context = trace.get_current_span().get_span_context()
         trace_id = trace.format_trace_id(span_context.trace_id)[:8] if span_context.is_valid else "--------"
-        message = self._scrubber.scrub_text(_text(exc)).splitlines()[0] if _text(exc) else ""
+        text = message_of(exc)
+        message = self._scrubber.scrub_text(text).splitlines()[0] if text else ""
         group = self._scrubber.scrub_text(" / ".join(fingerprint))
         self.write(f"[error] {trace_id} {type(exc).__name__}: {message}  group={group} impact={user_impact}")
 
@@ -53,13 +55,6 @@ class ConsoleOutput:
         kind = clean.kind.name.lower() if clean.kind is not None else "internal"
         trace_id = trace.format_trace_id(clean.context.trace_id)[:8] if clean.context else "--------"
         self.write(f"[span]  {trace_id} {kind:<8} {clean.name} {status} {duration:.1f}ms {details}".rstrip())
-
-
-def _text(exc: BaseException) -> str:
-    try:
-        return str(exc)
-    except Exception:  # noqa: BLE001 - an unreadable exception still gets its line
-        return ""
 
 
 class ConsoleSpanProcessor(SpanProcessor):
