@@ -54,3 +54,29 @@ def crumbs_of(event: dict[str, Any]) -> list[dict[str, Any]]:
 
 def run_cli(bin_dir: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([f"{bin_dir}/otel-gatewayz", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def leak_env(sentry_dsn: str, otlp_endpoint: str) -> dict[str, str]:
+    """A gateway sending every signal at once and quickly (Sentry, OTLP spans, metrics, logs): for leak scans."""
+    return {
+        "SENTRY_DSN": sentry_dsn,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+        "SENTRY_TRACES_SAMPLE_RATE": "1.0",
+        "RELEASE_SHA": SHA,
+        "APP_ENV": "staging",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
+    }
+
+
+def everything_that_left(gateway: Any, sentry_recorder: Any, otlp_recorder: Any) -> bytes:
+    """Every byte that left the gateway: decompressed Sentry envelopes, OTLP bodies, /metrics, its logs."""
+    return b"\n".join(
+        [
+            sentry_recorder.all_bytes(),
+            *otlp_recorder.raw_bodies(),
+            httpx.get(gateway.metrics_url).content,
+            gateway.logs().encode(),
+        ]
+    )

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.e2e.helpers import SHA, auth, chat
+from tests.e2e.helpers import auth, chat, everything_that_left, leak_env
 
 pytestmark = pytest.mark.e2e
 
@@ -54,32 +54,9 @@ def _plant(base_url: str, secrets: list[str]) -> None:
     )
 
 
-def _everything_that_left(gateway, sentry_recorder, otlp_recorder) -> bytes:
-    return b"\n".join(
-        [
-            sentry_recorder.all_bytes(),
-            *otlp_recorder.raw_bodies(),
-            httpx.get(gateway.metrics_url).content,
-            gateway.logs().encode(),
-        ]
-    )
-
-
 @pytest.fixture
 def leaky_gateway(gateway_factory, sentry_recorder, otlp_recorder):
-    return gateway_factory(
-        env={
-            "SENTRY_DSN": sentry_recorder.dsn,
-            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_recorder.endpoint,
-            "SENTRY_TRACES_SAMPLE_RATE": "1.0",
-            "RELEASE_SHA": SHA,
-            "APP_ENV": "staging",
-            "OTEL_BSP_SCHEDULE_DELAY": "100",
-            "OTEL_METRIC_EXPORT_INTERVAL": "500",
-            "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
-            **HEADER_CAPTURE,
-        }
-    )
+    return gateway_factory(env={**leak_env(sentry_recorder.dsn, otlp_recorder.endpoint), **HEADER_CAPTURE})
 
 
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -91,7 +68,7 @@ def test_no_planted_secret_leaves_the_process(leaky_gateway, sentry_recorder, ot
     otlp_recorder.wait_for(lambda r: any(s["kind"] == "CLIENT" for s in r.spans()) or None)
     time.sleep(1.0)  # one more batch of spans, metrics and logs
 
-    left = _everything_that_left(leaky_gateway, sentry_recorder, otlp_recorder)
+    left = everything_that_left(leaky_gateway, sentry_recorder, otlp_recorder)
     for secret in secrets:
         assert secret.encode() not in left, f"planted secret {secret!r} left the process"
     # The markers show the key and never the value.

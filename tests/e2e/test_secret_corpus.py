@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.e2e.helpers import SHA, auth, chat
+from tests.e2e.helpers import auth, chat, everything_that_left, leak_env
 from tests.secret_corpus import secret_samples
 
 pytestmark = pytest.mark.e2e
@@ -49,17 +49,6 @@ def _plant(base_url: str, sample) -> None:
         chat(base_url, user="planter", model=text)
 
 
-def _left(gateway, sentry_recorder, otlp_recorder) -> bytes:
-    return b"\n".join(
-        [
-            sentry_recorder.all_bytes(),
-            *otlp_recorder.raw_bodies(),
-            httpx.get(gateway.metrics_url).content,
-            gateway.logs().encode(),
-        ]
-    )
-
-
 def _pieces(secret: str) -> list[bytes]:
     """The secret and two 16-character pieces of its middle (a partial leak is a leak)."""
     middle = len(secret) // 2
@@ -74,15 +63,8 @@ def corpus_gateway(gateway_factory, sentry_recorder, otlp_recorder):
     def start(**env: str):
         return gateway_factory(
             env={
-                "SENTRY_DSN": sentry_recorder.dsn,
-                "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_recorder.endpoint,
-                "SENTRY_TRACES_SAMPLE_RATE": "1.0",
-                "RELEASE_SHA": SHA,
-                "APP_ENV": "staging",
-                "OTEL_BSP_SCHEDULE_DELAY": "100",
-                "OTEL_METRIC_EXPORT_INTERVAL": "500",
+                **leak_env(sentry_recorder.dsn, otlp_recorder.endpoint),
                 "GATEWAYZ_ERROR_EVENT_BUDGET": "unlimited",  # one event per planted sample
-                "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
                 "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "x-request-note,user-agent",
                 **env,
             },
@@ -102,7 +84,7 @@ def test_no_format_of_the_rule_set_leaves_the_process(corpus_gateway, sentry_rec
     sentry_recorder.wait_for_events(len(samples), timeout=60)
     time.sleep(2.0)  # the last batches of spans, metrics and logs
 
-    left = _left(gateway, sentry_recorder, otlp_recorder)
+    left = everything_that_left(gateway, sentry_recorder, otlp_recorder)
     leaked = sorted({s.format for s in samples for piece in _pieces(s.secret) if piece in left})
     assert not leaked, f"formats that left the process: {leaked}"
     assert ARGV_SECRET.encode() not in left  # sys.argv reaches Sentry's extra, scrubbed
@@ -123,7 +105,7 @@ def test_prompt_content_stays_out_unless_allowed(corpus_gateway, sentry_recorder
     sentry_recorder.wait_for_events(1)
     time.sleep(1.0)
 
-    left = _left(gateway, sentry_recorder, otlp_recorder)
+    left = everything_that_left(gateway, sentry_recorder, otlp_recorder)
     assert (PROMPT.encode() in left) is allowed
 
 
@@ -150,5 +132,5 @@ def test_a_provider_error_body_echoing_the_key_is_scrubbed_everywhere(corpus_gat
     messages = [e["attributes"].get("exception.message", "") for s in server for e in s["events"]]
     assert any("Incorrect API key provided: [REDACTED]" in m for m in messages), messages
     assert "Incorrect API key provided: [REDACTED]" in gateway.logs()  # uvicorn's traceback line
-    left = _left(gateway, sentry_recorder, otlp_recorder)
+    left = everything_that_left(gateway, sentry_recorder, otlp_recorder)
     assert not [piece for piece in _pieces(provider_key) if piece in left]
