@@ -188,3 +188,12 @@ def test_sentry_logging_integration_still_routes_records_through_handle_record()
 
     assert "_handle_record" in vars(sentry_logging.LoggingIntegration)
     assert "_handle_record(record)" in inspect.getsource(sentry_logging.LoggingIntegration.setup_once)
+
+
+def test_uvicorn_access_lines_are_rendered_by_access_formatter_format_message():
+    import inspect
+
+    from uvicorn.logging import AccessFormatter
+
+    assert "formatMessage" in vars(AccessFormatter)
+    assert list(inspect.signature(AccessFormatter.formatMessage).parameters) == ["self", "record"]
