@@ -31,10 +31,11 @@ PEERS: dict[str, tuple[str, ...]] = {
         "fastapi",
         "uvicorn",
         "httpx",
+        "openai",  # the example calls its provider through the official SDK
         "sentry-sdk",
     ),
     # sentry-sdk with its own (auto-enabled) FastAPI/Starlette/httpx integrations; no OpenTelemetry.
-    "sentry": ("sentry-sdk", "fastapi", "uvicorn", "httpx"),
+    "sentry": ("sentry-sdk", "fastapi", "uvicorn", "httpx", "openai"),
     # The sampling profiler used by bench/profile_app.py (a wheel with its binary inside).
     "pyspy": ("py-spy",),
 }
