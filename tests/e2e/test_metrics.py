@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -139,7 +140,7 @@ def _answered_ok_count(metrics: str, route: str) -> float:
     )
 
 
-def _until_counted(counted: Callable[[], float], answered: int, what: str) -> None:
+def _until_counted(counted: Callable[[], float], answered: int, what: str, timeout: float = 30) -> None:
     seen: list[float] = []
 
     def probe() -> bool:
@@ -147,7 +148,7 @@ def _until_counted(counted: Callable[[], float], answered: int, what: str) -> No
         return seen[-1] == answered
 
     try:
-        eventually(probe, timeout=20, what=what)
+        eventually(probe, timeout=timeout, what=what)
     except AssertionError:
         raise AssertionError(f"{what}: /metrics counts {seen[-1]:g} of {answered} answered") from None
 
@@ -165,7 +166,7 @@ async def _kill_while_parked(base_url: str, pid: int, parked: int = 8) -> list[i
                 return None  # the kill cut its connection: never answered
 
         waiting = [asyncio.create_task(one(i)) for i in range(parked)]
-        await asyncio.sleep(1.0)  # all of them are waiting on the provider now
+        await asyncio.sleep(0.5)  # all of them are waiting on the provider now
         os.kill(pid, signal.SIGKILL)
         return await asyncio.gather(*waiting)
 
@@ -173,10 +174,11 @@ async def _kill_while_parked(base_url: str, pid: int, parked: int = 8) -> list[i
 def test_a_killed_worker_keeps_every_request_it_answered(tmp_path):
     """Issue 14 item 5: SIGKILL loses nothing counted since the worker's last snapshot (its journal has it).
 
-    Snapshots every 5 s: the killed worker's share of the first burst is mostly unsnapshotted when it
-    dies. The kill lands between bursts (an instrumentation records a request's duration just after
-    sending its answer, so a kill inside a busy worker may cut that one gap), while requests wait on
-    the provider: those are cut, never answered, and never counted.
+    Snapshots every 20 s: the killed worker dies before its first one, so its share of the first
+    burst is in its journal only (checked, so the test cannot pass without it). The kill lands
+    between bursts (an instrumentation records a request's duration just after sending its
+    answer, so a kill inside a busy worker may fall in that gap), while requests wait on the
+    provider: those are cut, never answered, and never counted.
     """
     bin_dir = venv_bin()
     provider = StubProvider(tmp_path / "provider", env={"PROVIDER_SLOW_SECONDS": "4"}).start()
@@ -187,7 +189,8 @@ def test_a_killed_worker_keeps_every_request_it_answered(tmp_path):
             "GATEWAY_PROVIDER_URL": provider.url,
             "OTEL_EXPORTER_PROMETHEUS_PORT": str(metrics_port),
             "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1",
-            "GATEWAYZ_METRICS_WRITE_INTERVAL": "5",
+            "GATEWAYZ_METRICS_WRITE_INTERVAL": "20",
+            "GATEWAYZ_METRICS_DIR": str(tmp_path / "metrics"),
         }
         argv = [
             str(bin_dir / "opentelemetry-instrument"),
@@ -215,6 +218,14 @@ def test_a_killed_worker_keeps_every_request_it_answered(tmp_path):
             answered += asyncio.run(_kill_while_parked(base_url, children[0])).count(200)
             # The survivor's next snapshot brings its share; the dead worker's is its snapshot plus journal.
             _until_counted(counted, answered, "after the kill")
+            snapshotted = sum(
+                float(value)
+                for path in (tmp_path / "metrics").glob("*.json")
+                for family in json.loads(path.read_text())["families"]
+                for name, labels, value in family["samples"]
+                if name == "http_server_request_duration_seconds_count" and labels.get("http_route") == route
+            )
+            assert snapshotted < answered  # the rest is the dead worker's journal
 
             def replaced() -> bool:
                 now = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
@@ -222,8 +233,8 @@ def test_a_killed_worker_keeps_every_request_it_answered(tmp_path):
 
             eventually(replaced, timeout=30, what="gunicorn's replacement worker")
             answered += asyncio.run(_fire(base_url, 1_500)).count(200)  # the replacement worker serves too
-            _until_counted(counted, answered, "after the replacement served")
-            time.sleep(6)  # more snapshot rounds of every process: still exactly that, never counted twice
+            _until_counted(counted, answered, "after the replacement served", timeout=30)
+            time.sleep(21)  # another snapshot round of every process: still exactly that, never counted twice
             assert counted() == answered
         assert "Traceback" not in process.logs()
     finally:
