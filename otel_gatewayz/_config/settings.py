@@ -342,6 +342,16 @@ class Settings:
         on_error="using a fresh temporary directory",
         meaning="Where worker processes leave their metric snapshots for the process serving `/metrics`.",
     )
+    metrics_write_interval: float = setting(
+        sources=("GATEWAYZ_METRICS_WRITE_INTERVAL",),
+        parse=parse_timeout,
+        type="seconds (0..300]",
+        default=1.0,
+        default_doc="1",
+        on_error="using 1 second",
+        meaning="How often each worker writes its metric snapshot: how fresh the other workers' series on `/metrics` "
+        "are. Counts survive a killed worker whatever the interval (each one is journaled as it is counted).",
+    )
     prometheus_host: str = setting(
         sources=("OTEL_EXPORTER_PROMETHEUS_HOST",),
         parse=parse_host,

@@ -28,18 +28,18 @@ class GenAiMetrics:
         self._instruments = instruments
         self._scrubber = scrubber
 
-    def _label(self, value: Any) -> str:
+    def label(self, value: Any) -> str:
         """A user-supplied name fit for a metric label: empty (so ``other``) if it holds a secret."""
         text = str(value or "")
         return text if self._scrubber.scrub_text(text) == text else ""
 
     def call_attributes(self, request: Mapping[str, Any], error_type: str | None = None) -> dict[str, str]:
         if error_type is None:  # the provider served this model: it may take a label slot
-            self._instruments.providers.admit(self._label(request.get("provider")))
-            self._instruments.models.admit(self._label(request.get("model")))
+            self._instruments.providers.admit(self.label(request.get("provider")))
+            self._instruments.models.admit(self.label(request.get("model")))
         attributes = {
-            "gen_ai.provider.name": self._instruments.providers(self._label(request.get("provider"))),
-            "gen_ai.request.model": self._instruments.models(self._label(request.get("model"))),
+            "gen_ai.provider.name": self._instruments.providers(self.label(request.get("provider"))),
+            "gen_ai.request.model": self._instruments.models(self.label(request.get("model"))),
             "gen_ai.operation.name": "chat",
         }
         if error_type:

@@ -55,7 +55,9 @@ def merge(snapshots: Iterable[tuple[bool, list[dict[str, Any]]]]) -> list[Metric
                 values[name] = {}
             bucket = values[name]
             for sample_name, labels, value in family["samples"]:
-                key = (sample_name, tuple(sorted(labels.items())))
+                # An empty label is no label (Prometheus's rule): the exporter backfills "" for keys
+                # that other points of the same metric have, which differ between processes.
+                key = (sample_name, tuple(sorted((k, v) for k, v in labels.items() if v != "")))
                 bucket[key] = bucket.get(key, 0.0) + float(value)
     for name, metric in merged.items():
         for (sample_name, labels), value in values[name].items():

@@ -3,9 +3,11 @@
 Gateways run several workers (``uvicorn --workers``, gunicorn). Each process writes a snapshot
 of its own metrics to a shared directory every second and at exit; whichever process holds
 the port serves the sum over all of them (its own series live, the others' from their files).
-A worker that dies keeps its last counters in the sum, so totals never go down and a restarted
-worker (a new file) is never counted twice; its gauges and ``target_info`` drop out.
-If the serving process goes away, another one takes the port over.
+A worker that dies keeps its counters in the sum, so totals never go down and a restarted
+worker (a new file) is never counted twice; its gauges and ``target_info`` drop out. What a
+worker counted after its last snapshot is in its journal (:mod:`.journal`): a dead worker's
+snapshot plus its journal's entries after the snapshot's mark are what it counted, even after
+SIGKILL. If the serving process goes away, another one takes the port over.
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.exporter.prometheus import PrometheusMetricReader, _CustomCollector
+from opentelemetry.sdk.metrics.export import MetricsData
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, REGISTRY, start_http_server
 from prometheus_client.metrics_core import Metric
 
 from .._config.settings import Settings, load_settings
 from .._safety.log import log_once, logger
+from .journal import Journal, read_deltas
 from .merge import alive, merge, to_json
+from .replay import replay
 
 RESOURCE_LABELS = frozenset({"service.name", "deployment.environment.name", "service.version"})
 METRICS_DIR_ENV = "GATEWAYZ_METRICS_DIR"
@@ -50,6 +55,7 @@ class PrometheusOptions:
     port: int | None = 9464
     directory: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    write_interval: float = WRITE_INTERVAL
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PrometheusOptions:
@@ -57,6 +63,7 @@ class PrometheusOptions:
             host=settings.prometheus_host,
             port=settings.prometheus_port,
             directory=settings.metrics_dir,
+            write_interval=settings.metrics_write_interval,
             labels={
                 "service_name": settings.service_name,
                 "deployment_environment_name": settings.environment,
@@ -113,10 +120,25 @@ def sweep_stale_dirs(parent: Path, keep: Path | None = None) -> None:
         with contextlib.suppress(OSError, ValueError):
             owner = candidate / _OWNER_FILE
             pids = [int(owner.read_text())] if owner.exists() else []
-            pids += [int(snapshot.name.split("-", 1)[0]) for snapshot in candidate.glob("*.json")]
+            pids += [_pid_of(path) for path in candidate.glob("[0-9]*-*.*")]  # snapshots and journals
             abandoned = not any(alive(pid) for pid in pids) if pids else _age(candidate) > _EMPTY_DIR_GRACE
             if abandoned:
                 shutil.rmtree(candidate, ignore_errors=True)
+
+
+def _pid_of(path: Path) -> int:
+    return int(path.name.split("-", 1)[0])
+
+
+def _resource_label(key: str) -> bool:
+    return key in RESOURCE_LABELS
+
+
+def translate(data: MetricsData) -> list[Metric]:
+    """SDK export data as the reader's Prometheus families (the exporter's translation, no ``target_info``)."""
+    collector = _CustomCollector(disable_target_info=True, resource_attribute_filter=_resource_label)
+    collector.add_metrics_data(data)
+    return list(collector.collect())
 
 
 class _Labelled:
@@ -137,6 +159,7 @@ class _AllProcesses:
 
     def __init__(self, reader: GatewayzPrometheusReader) -> None:
         self._reader = reader
+        self._dead: dict[Path, list[tuple[bool, list[dict[str, Any]]]]] = {}
 
     def describe(self) -> list[Metric]:
         """Nothing up front: registering must not collect before the provider exists."""
@@ -148,12 +171,32 @@ class _AllProcesses:
         for path in self._reader.directory.glob("*.json"):
             if path == self._reader.file:
                 continue
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue  # being replaced right now; next scrape has it
-            snapshots.append((alive(int(data["pid"])), data["families"]))
+            if path in self._dead:
+                snapshots += self._dead[path]
+                continue
+            with contextlib.suppress(ValueError):
+                dead = not alive(_pid_of(path))  # before reading: a dead process's files are final
+                try:
+                    data = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue  # being replaced right now; next scrape has it
+                if not dead:
+                    snapshots.append((True, data["families"]))
+                    continue
+                self._dead[path] = [(False, data["families"]), *self._journaled(path, data.get("journal"))]
+                snapshots += self._dead[path]
         return merge(snapshots)
+
+    @staticmethod
+    def _journaled(path: Path, mark: list[int] | None) -> list[tuple[bool, list[dict[str, Any]]]]:
+        """What a dead process counted after its snapshot, from its journal."""
+        if mark is None:
+            return []
+        try:
+            return [(False, to_json(replay(read_deltas(path, mark), translate)))]
+        except Exception:  # noqa: BLE001 - a damaged journal must not take /metrics down
+            log_once("journal-replay", logging.ERROR, "otel_gatewayz: unreadable journal %s", path, exc_info=True)
+            return []
 
 
 class GatewayzPrometheusReader(PrometheusMetricReader):
@@ -165,7 +208,7 @@ class GatewayzPrometheusReader(PrometheusMetricReader):
     served through :class:`_AllProcesses` instead of being registered directly.
     """
 
-    def __init__(self, options: PrometheusOptions | None = None) -> None:
+    def __init__(self, options: PrometheusOptions | None = None, journal: Journal | None = None) -> None:
         super().__init__(resource_attribute_filter=lambda key: key in RESOURCE_LABELS)
         options = options or PrometheusOptions.from_settings(load_settings(os.environ))
         REGISTRY.unregister(self._collector)
@@ -175,9 +218,14 @@ class GatewayzPrometheusReader(PrometheusMetricReader):
         self.file = self._new_file()
         self._host = options.host
         self._port = options.port
+        self._interval = options.write_interval
         self._serving = False
-        self._lock = threading.Lock()
+        self._journal = journal
+        self._own_lock = threading.RLock()
+        self._write_lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._open_journal()
         self._try_serve()
         self._start_writer()
         atexit.register(self._write)
@@ -186,17 +234,44 @@ class GatewayzPrometheusReader(PrometheusMetricReader):
     def _new_file(self) -> Path:
         return self.directory / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
 
+    @property
+    def _lock(self) -> threading.RLock:
+        """The journal's lock (every journaled measurement takes it), else our own."""
+        return self._journal.lock if self._journal is not None else self._own_lock
+
+    def _open_journal(self) -> None:
+        """A journal next to the snapshot, and a first snapshot naming its start: durable from the first count."""
+        if self._journal is None:
+            return
+        try:
+            self._journal.open(self.file, self._wake.set)
+        except OSError as exc:
+            logger.error("otel_gatewayz: the metrics journal cannot be written in %s (%s)", self.directory, exc)
+            self._journal = None
+            return
+        self._write(collect=False)
+
     def snapshot(self) -> list[dict[str, Any]]:
         """This process's series, as plain data."""
         with self._lock:
             return to_json(self._collector.collect())
 
-    def _write(self) -> None:
-        with contextlib.suppress(Exception):
-            data = json.dumps({"pid": os.getpid(), "families": self.snapshot()})
+    def _write(self, collect: bool = True) -> None:
+        """Write a snapshot with the journal position it includes; then the journal may move on."""
+        with self._write_lock, contextlib.suppress(Exception):
+            journal = self._journal
+            with self._lock:
+                families = list(self._collector.collect()) if collect else []
+                mark = journal.mark() if journal is not None else None
+            data: dict[str, Any] = {"pid": os.getpid(), "families": to_json(families)}
+            if mark is not None:
+                data["journal"] = mark
             tmp = self.file.with_suffix(".tmp")
-            tmp.write_text(data)
+            tmp.write_text(json.dumps(data))
             os.replace(tmp, self.file)
+            if journal is not None:
+                journal.rotate()
+                journal.count_missed()
 
     def _try_serve(self) -> None:
         if self._serving or self._port is None:
@@ -232,25 +307,33 @@ class GatewayzPrometheusReader(PrometheusMetricReader):
 
     def _start_writer(self) -> None:
         def loop() -> None:
-            while not self._stop.wait(WRITE_INTERVAL):
+            while True:
+                self._wake.wait(self._interval)  # or earlier, when the journal fills up
+                self._wake.clear()
+                if self._stop.is_set():
+                    return
                 self._write()
                 self._try_serve()
 
         threading.Thread(target=loop, name="otel_gatewayz-metrics", daemon=True).start()
 
     def _after_fork(self) -> None:
-        # The child is a new worker: its own file, its own writer; the parent keeps serving.
-        self._lock = threading.Lock()
+        # The child is a new worker: its own files, its own writer; the parent keeps serving.
+        self._own_lock = threading.RLock()
+        self._write_lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._serving = False
         self._collector._target_info = None  # the resource's instance id changes in the child
         self.file = self._new_file()
+        self._open_journal()
         self._start_writer()
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         # Not the parent's: it unregisters the per-process collector, which we never registered.
         self._write()
         self._stop.set()
+        self._wake.set()
 
 
 def _label_default_collectors(labels: dict[str, str]) -> None:

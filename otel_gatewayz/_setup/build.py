@@ -17,9 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sentry_sdk
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.propagate import set_global_textmap
 from opentelemetry.sdk.environment_variables import OTEL_CONFIG_FILE
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from .._config.resource import renew_instance_id_after_fork, resource_attributes
@@ -35,6 +36,9 @@ from .._export.console import ConsoleSpanProcessor
 from .._export.failures import count_export_failures
 from .._export.spans import scrubbed_batch_processor_factory
 from .._metrics.bounded_http import drop_client_chosen_labels
+from .._metrics.genai_labels import GenAiLabels
+from .._metrics.journal import Journal
+from .._metrics.measurements import install_measurement_hook
 from .._metrics.prometheus import GatewayzPrometheusReader, PrometheusOptions
 from .._privacy.logs import ScrubbingLogProcessor, install_log_record_factory
 from .._safety.log import contained, ensure_visible, logger
@@ -96,6 +100,7 @@ def _sdk_arguments(
     auto_instrumentation_version: str | None,
     env: Mapping[str, str],
     dsc: DscSource,
+    journal: Journal,
 ) -> dict[str, Any]:
     settings = parts.settings
     drops = parts.instruments.drops
@@ -114,7 +119,9 @@ def _sdk_arguments(
         "span_processors": [ContainedSpanProcessor(processor) for processor in processors],
         "export_span_processor": scrubbed_batch_processor_factory(parts.scrubber, drops, settings.shutdown_timeout),
         "log_record_processors": [ScrubbingLogProcessor(parts.scrubber)],
-        "exporter_args_map": {GatewayzPrometheusReader: {"options": PrometheusOptions.from_settings(settings)}},
+        "exporter_args_map": {
+            GatewayzPrometheusReader: {"options": PrometheusOptions.from_settings(settings), "journal": journal}
+        },
     }
     if auto_instrumentation_version:
         arguments["auto_instrumentation_version"] = auto_instrumentation_version
@@ -154,6 +161,13 @@ def _configure_sdk(sdk_configure: SdkConfigure, arguments: dict[str, Any], env: 
         )
 
 
+def _hook_measurements(parts: Parts, journal: Journal) -> None:
+    """Every measurement of the SDK's meter provider: model labels bounded, cumulative ones journaled."""
+    provider = metrics.get_meter_provider()
+    if isinstance(provider, MeterProvider):
+        install_measurement_hook(provider, GenAiLabels(parts.instruments, parts.genai.label), journal)
+
+
 def build(
     sdk_configure: SdkConfigure, auto_instrumentation_version: str | None, env: MutableMapping[str, str]
 ) -> Runtime:
@@ -185,7 +199,11 @@ def build(
     _validated_exporters(settings, env)
     count_export_failures(parts.instruments.drops)
     drop_client_chosen_labels()
-    _configure_sdk(sdk_configure, _sdk_arguments(parts, sentry_active, auto_instrumentation_version, env, dsc), env)
+    journal = Journal(parts.instruments.drops)
+    arguments = _sdk_arguments(parts, sentry_active, auto_instrumentation_version, env, dsc, journal)
+    _configure_sdk(sdk_configure, arguments, env)
+    with contained("measurement hook"):
+        _hook_measurements(parts, journal)
     with contained("instance id after fork"):
         provider = trace.get_tracer_provider()
         if isinstance(provider, TracerProvider):

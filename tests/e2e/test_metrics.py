@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -125,6 +127,115 @@ def test_gunicorn_workers_and_a_restarted_worker_are_not_double_counted(tmp_path
             )
             time.sleep(2.5)  # a few more snapshot rounds: still exactly 160
             assert _route_count(httpx.get(metrics_url).text, "/v1/chat/completions") == 160
+        assert "Traceback" not in process.logs()
+    finally:
+        provider.stop()
+
+
+def _answered_ok_count(metrics: str, route: str) -> float:
+    return sum(
+        float(m["value"])
+        for m in COUNT.finditer(metrics)
+        if f'http_route="{route}"' in m["labels"] and 'http_response_status_code="200"' in m["labels"]
+    )
+
+
+def _until_counted(counted: Callable[[], float], answered: int, what: str, timeout: float = 30) -> None:
+    seen: list[float] = []
+
+    def probe() -> bool:
+        seen.append(counted())
+        return seen[-1] == answered
+
+    try:
+        eventually(probe, timeout=timeout, what=what)
+    except AssertionError:
+        raise AssertionError(f"{what}: /metrics counts {seen[-1]:g} of {answered} answered") from None
+
+
+async def _kill_while_parked(base_url: str, pid: int, parked: int = 8) -> list[int | None]:
+    """SIGKILL ``pid`` while ``parked`` requests wait on a slow provider: those it held are cut (None)."""
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+
+        async def one(i: int) -> int | None:
+            try:
+                body = {"model": "slow", "messages": []}
+                return (await client.post("/v1/chat/completions", json=body, headers=auth(f"s{i}"))).status_code
+            except httpx.TransportError:
+                return None  # the kill cut its connection: never answered
+
+        waiting = [asyncio.create_task(one(i)) for i in range(parked)]
+        await asyncio.sleep(0.5)  # all of them are waiting on the provider now
+        os.kill(pid, signal.SIGKILL)
+        return await asyncio.gather(*waiting)
+
+
+def test_a_killed_worker_keeps_every_request_it_answered(tmp_path):
+    """Issue 14 item 5: SIGKILL loses nothing counted since the worker's last snapshot (its journal has it).
+
+    Snapshots every 20 s: the killed worker dies before its first one, so its share of the first
+    burst is in its journal only (checked, so the test cannot pass without it). The kill lands
+    between bursts (an instrumentation records a request's duration just after sending its
+    answer, so a kill inside a busy worker may fall in that gap), while requests wait on the
+    provider: those are cut, never answered, and never counted.
+    """
+    bin_dir = venv_bin()
+    provider = StubProvider(tmp_path / "provider", env={"PROVIDER_SLOW_SECONDS": "4"}).start()
+    try:
+        port, metrics_port = free_port(), free_port()
+        env = {
+            **base_env(),
+            "GATEWAY_PROVIDER_URL": provider.url,
+            "OTEL_EXPORTER_PROMETHEUS_PORT": str(metrics_port),
+            "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1",
+            "GATEWAYZ_METRICS_WRITE_INTERVAL": "20",
+            "GATEWAYZ_METRICS_DIR": str(tmp_path / "metrics"),
+        }
+        argv = [
+            str(bin_dir / "opentelemetry-instrument"),
+            str(bin_dir / "gunicorn"),
+            "examples.gateway.app:app",
+            "-k",
+            "uvicorn.workers.UvicornWorker",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--graceful-timeout",
+            "5",
+        ]
+        process = ManagedProcess(argv, log_path=tmp_path / "gunicorn.log", env=env, cwd=REPO_ROOT)
+        with process.start(ready_url=f"http://127.0.0.1:{port}/health", ready_timeout=60):
+            base_url, metrics_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics"
+            route = "/v1/chat/completions"
+
+            def counted() -> float:
+                return _answered_ok_count(httpx.get(metrics_url).text, route)
+
+            answered = asyncio.run(_fire(base_url, 1_500)).count(200)
+            children = [int(p) for p in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()]
+            answered += asyncio.run(_kill_while_parked(base_url, children[0])).count(200)
+            # The survivor's next snapshot brings its share; the dead worker's is its snapshot plus journal.
+            _until_counted(counted, answered, "after the kill")
+            snapshotted = sum(
+                float(value)
+                for path in (tmp_path / "metrics").glob("*.json")
+                for family in json.loads(path.read_text())["families"]
+                for name, labels, value in family["samples"]
+                if name == "http_server_request_duration_seconds_count" and labels.get("http_route") == route
+            )
+            assert snapshotted < answered  # the rest is the dead worker's journal
+
+            def replaced() -> bool:
+                now = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+                return len(now) == 2 and str(children[0]) not in now
+
+            eventually(replaced, timeout=30, what="gunicorn's replacement worker")
+            answered += asyncio.run(_fire(base_url, 1_500)).count(200)  # the replacement worker serves too
+            _until_counted(counted, answered, "after the replacement served", timeout=30)
+            time.sleep(21)  # another snapshot round of every process: still exactly that, never counted twice
+            assert counted() == answered
         assert "Traceback" not in process.logs()
     finally:
         provider.stop()

@@ -158,3 +158,29 @@ def test_token_usage_and_one_duration_per_sdk_call(stack, gateway_factory):
     assert not [line for line in counts if 'otel_scope_name="otel_gatewayz"' in line], counts
     first_chunk = [line for line in metrics.splitlines() if "time_to_first_chunk_seconds_count{" in line]
     assert len(first_chunk) == 1 and "gpt-4o-mini" in first_chunk[0], first_chunk
+
+
+def test_sdk_calls_with_made_up_models_keep_the_token_usage_series_bounded(stack, gateway_factory):
+    """The official instrumentation's gen_ai metrics go through our model bound (issue 11 item 6)."""
+    import re
+
+    gateway = gateway_factory(env=STAGING, bin_dir=stack, provider_env=PROVIDER_ENV)
+    assert _sdk_chat(gateway.base_url).status_code == 200  # a served model takes a slot first
+    for i in range(150):  # the stub answers any name: the first 100 served names take the slots, then "other"
+        assert _sdk_chat(gateway.base_url, model=f"made-up-{i}").status_code == 200
+
+    def scraped() -> str | None:
+        text = httpx.get(gateway.metrics_url).text
+        total = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("gen_ai_client_token_usage_count{") and 'gen_ai_token_type="input"' in line
+        )
+        return text if total == 151 else None
+
+    metrics = eventually(scraped, timeout=20, what="token usage of 151 SDK calls")
+    usage = [line for line in metrics.splitlines() if line.startswith("gen_ai_client_token_usage_count{")]
+    models = {m for line in usage for m in re.findall(r'gen_ai_request_model="([^"]*)"', line)}
+    assert "gpt-4o-mini" in models and "other" in models
+    assert len(models) <= 100 + 1, sorted(models)
+    assert len(usage) <= 2 * (100 + 1)  # input and output tokens per model label

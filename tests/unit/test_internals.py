@@ -197,3 +197,70 @@ def test_uvicorn_access_lines_are_rendered_by_access_formatter_format_message():
 
     assert "formatMessage" in vars(AccessFormatter)
     assert list(inspect.signature(AccessFormatter.formatMessage).parameters) == ["self", "record"]
+
+
+def test_instruments_hand_measurements_to_the_providers_consumer_instance():
+    """The measurement hook shadows ``consume_measurement`` on the provider's consumer instance."""
+    import dataclasses
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics._internal.measurement import Measurement
+    from opentelemetry.sdk.resources import Resource
+
+    provider = MeterProvider(resource=Resource.create({"service.name": "guard"}))
+    counter = provider.get_meter("guard").create_counter("made_before")
+    seen: list[Measurement] = []
+    provider._measurement_consumer.consume_measurement = seen.append  # type: ignore[method-assign]
+    counter.add(2, {"a": "b"})
+    provider.get_meter("guard").create_histogram("made_after").record(1.5)
+    assert [(m.instrument.name, m.value, m.attributes) for m in seen] == [
+        ("made_before", 2, {"a": "b"}),
+        ("made_after", 1.5, None),
+    ]
+    assert dataclasses.is_dataclass(Measurement) and {f.name for f in dataclasses.fields(Measurement)} >= {
+        "value",
+        "instrument",
+        "attributes",
+    }
+    assert dataclasses.replace(seen[0], attributes={"a": "c"}).attributes == {"a": "c"}
+    assert provider._sdk_config.resource.attributes["service.name"] == "guard"
+
+
+def test_histogram_boundaries_are_the_instruments_advice_or_the_sdk_default():
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from otel_gatewayz._metrics.measurements import histogram_boundaries
+
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("guard")
+    advised = meter.create_histogram("advised", explicit_bucket_boundaries_advisory=[0.5, 2.0])
+    default = meter.create_histogram("default")
+    advised.record(1)
+    default.record(1)
+    data = reader.get_metrics_data()
+    assert data is not None
+    exported = {
+        m.name: tuple(m.data.data_points[0].explicit_bounds) for m in data.resource_metrics[0].scope_metrics[0].metrics
+    }  # type: ignore[union-attr]
+    assert exported == {
+        "advised": tuple(histogram_boundaries(advised)),
+        "default": tuple(histogram_boundaries(default)),
+    }
+    assert exported["advised"] == (0.5, 2.0)
+
+
+def test_prometheus_exporter_translation_runs_on_its_own():
+    """A dead process's journal is translated by a standalone ``_CustomCollector`` (no callback, no target_info)."""
+    from opentelemetry.exporter.prometheus import _CustomCollector
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    MeterProvider(metric_readers=[reader]).get_meter("guard").create_counter("c").add(3)
+    data = reader.get_metrics_data()
+    assert data is not None
+    collector = _CustomCollector(disable_target_info=True, resource_attribute_filter=lambda key: False)
+    collector.add_metrics_data(data)
+    [family] = list(collector.collect())
+    assert (family.name, family.type, [s.value for s in family.samples]) == ("c", "counter", [3])

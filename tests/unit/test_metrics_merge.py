@@ -28,3 +28,11 @@ def test_merge_of_histograms_sums_buckets():
     b = [family("lat", "histogram", [["lat_bucket", {"le": "1.0"}, 2.0], ["lat_count", {}, 2.0]])]
     [merged] = merge([(True, a), (False, b)])
     assert {s.name: s.value for s in merged.samples} == {"lat_bucket": 3.0, "lat_count": 3.0}
+
+
+def test_an_empty_label_is_no_label_across_processes():
+    """The exporter backfills "" for keys other points have: one worker's errors must not split the series."""
+    with_errors = [family("dur", "histogram", [["dur_count", {"model": "m", "error_type": ""}, 2.0]])]
+    without = [family("dur", "histogram", [["dur_count", {"model": "m"}, 3.0]])]
+    [merged] = merge([(True, with_errors), (False, without)])
+    assert [(s.labels, s.value) for s in merged.samples] == [({"model": "m"}, 5.0)]

@@ -46,3 +46,50 @@ def test_the_bound_still_holds_for_served_names():
     assert instruments.models(f"m{MAX_MODELS - 1}") == f"m{MAX_MODELS - 1}"
     assert instruments.models(f"m{MAX_MODELS}") == "other"
     assert instruments.models("sk-live-0123456789abcdef0123456789") == "other"  # never a label
+
+
+def test_the_official_genai_instrumentations_labels_are_bounded_too():
+    """``gen_ai.client.*`` recorded by opentelemetry-instrumentation-genai-* go through the same limits."""
+    from otel_gatewayz._metrics.genai_labels import GenAiLabels
+    from otel_gatewayz._metrics.measurements import install_measurement_hook
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    instruments = Instruments(provider.get_meter("otel_gatewayz"))
+    genai = GenAiMetrics(instruments, Scrubber((), ()))
+    install_measurement_hook(provider, GenAiLabels(instruments, genai.label))
+    meter = provider.get_meter("opentelemetry.instrumentation.genai.openai")  # as the instrumentation makes it
+    duration = meter.create_histogram("gen_ai.client.operation.duration", unit="s")
+    tokens = meter.create_histogram("gen_ai.client.token.usage", unit="{token}")
+    base = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "server.address": "api.openai.com"}
+
+    for i in range(10_000):  # the provider rejects made-up names: an error, no response model
+        duration.record(0.01, {**base, "gen_ai.request.model": f"made-up-{i}", "error.type": "NotFoundError"})
+    served = {**base, "gen_ai.request.model": "gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini-2024-07-18"}
+    duration.record(0.2, served)
+    tokens.record(12, {**served, "gen_ai.token.type": "input"})
+    tokens.record(
+        3, {**base, "gen_ai.request.model": "sk-live-0123456789abcdef0123456789", "gen_ai.response.model": "x"}
+    )
+
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = {
+        metric.name: [dict(point.attributes) for point in metric.data.data_points]
+        for scope in data.resource_metrics[0].scope_metrics
+        for metric in scope.metrics
+    }
+    models = {
+        (p["gen_ai.request.model"], p.get("gen_ai.response.model")) for p in points["gen_ai.client.operation.duration"]
+    }
+    assert models == {("other", None), ("gpt-4o-mini", "gpt-4o-mini-2024-07-18")}
+    assert len(points["gen_ai.client.operation.duration"]) == 2  # 10,001 calls, 2 series
+    token_models = {
+        (p["gen_ai.request.model"], p["gen_ai.response.model"]) for p in points["gen_ai.client.token.usage"]
+    }
+    assert token_models == {("gpt-4o-mini", "gpt-4o-mini-2024-07-18"), ("other", "x")}  # a secret is never a label
+    # "openai" had served nothing while the made-up names failed: those calls count under "other".
+    by_model = {
+        (p["gen_ai.request.model"], p["gen_ai.provider.name"]) for p in points["gen_ai.client.operation.duration"]
+    }
+    assert by_model == {("other", "other"), ("gpt-4o-mini", "openai")}

@@ -26,7 +26,8 @@ def test_stale_directories_go_and_live_or_new_ones_stay(tmp_path):
     (dead / "owner.pid").write_text(str(_dead_pid()))
     (dead / f"{_dead_pid()}-abcd.json").write_text("{}")
     (live / "owner.pid").write_text(str(_dead_pid()))
-    (live / f"{os.getpid()}-abcd.json").write_text("{}")  # a worker still alive
+    (live / f"{os.getpid()}-abcd.journal0").write_bytes(b"")  # a worker still alive (its journal is enough)
+    (dead / f"{_dead_pid()}-abcd.journal0").write_bytes(b"")
     os.utime(old, (time.time() - 3600, time.time() - 3600))
 
     sweep_stale_dirs(tmp_path)
