@@ -228,7 +228,7 @@ class Settings:
     sentry_traces_via: str = setting(
         sources=("GATEWAYZ_SENTRY_TRACES_VIA",),
         parse=parse_trace_route,
-        type="auto | envelope | otlp",
+        type="auto, envelope or otlp",
         default="auto",
         on_error="using auto",
         meaning="How sampled traces reach Sentry: `envelope`, one transaction envelope per request (every "
