@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import threading
 import time
@@ -34,7 +33,7 @@ from sentry_sdk.tracing import get_span_status_from_http_code
 from .._context.baggage import DscSource, FrozenDsc, incoming_dsc
 from .._metrics.drops import DropCounter
 from .._privacy.spans import CleanSpans
-from .._safety.background import in_background
+from .._safety.background import OwnThread, in_background
 from .._safety.log import log_once
 from .envelopes import TransactionEnvelopes
 from .request import request_from_span, strip_pii_span_data
@@ -236,8 +235,7 @@ class SentryTransactionProcessor(SpanProcessor):
         self._queue: queue.Queue[tuple[ReadableSpan, list[ReadableSpan], FrozenDsc | None] | None] = queue.Queue(
             QUEUE_SIZE
         )
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
+        self._sender = OwnThread(self._run, "otel_gatewayz-transactions")
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         parent = trace.get_current_span(parent_context).get_span_context()
@@ -268,20 +266,11 @@ class SentryTransactionProcessor(SpanProcessor):
                 return
             children = self._children.pop(span_id, [])
             frozen = self._incoming.pop(span_id, None)
-        self._ensure_thread()
+        self._sender.ensure()
         try:
             self._queue.put_nowait((span, children, frozen))
         except queue.Full:
             self._drops.count("sentry_transaction", "queue_full", what="Sentry transaction queue is full, dropping")
-
-    def _ensure_thread(self) -> None:
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name="otel_gatewayz-transactions", daemon=True)
-                self._thread.start()
 
     def _run(self) -> None:
         service, dsc, send_pii, clean = self._service, self._dsc, self._send_pii, self._clean
@@ -309,7 +298,7 @@ class SentryTransactionProcessor(SpanProcessor):
             time.sleep(BATCH_INTERVAL)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        if self._thread is None or not self._thread.is_alive():
+        if not self._sender.running():
             return True
         return in_background("transaction flush", self._queue.join).wait(timeout_millis / 1000)
 
