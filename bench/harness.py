@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,12 @@ ROUTES = {
     # the error route asks for that up front: a reused, server-closed connection would fail.
     "error": Route("error", "GET", "/v1/errors/provider", 500, close=True),
 }
+# Loads that mix the routes, request i taking routes[i % len]: a production-like error rate, and a
+# provider outage where every other request fails the same way (one fingerprint: a storm).
+SCENARIOS = {
+    "mix": [ROUTES["success"]] * 9 + [ROUTES["error"]],
+    "storm": [ROUTES["success"], ROUTES["error"]],
+}
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,10 @@ class Config:
         return self.kind in ("sentry", "ours")
 
 
+EXAMPLE_APP = "examples.gateway.app:app"
+HUGE_APP = "bench.huge_app:app"  # a failing frame holding a local of any size
 NO_BUDGET = (("GATEWAYZ_ERROR_EVENT_BUDGET", "unlimited"),)
+VIA_OTLP = (("GATEWAYZ_SENTRY_TRACES_VIA", "otlp"),)
 PROD_RATE = 0.01  # our production default (APP_ENV=production), used for the peers too
 
 CONFIGS = {
@@ -97,6 +106,8 @@ CONFIGS = {
         Config("ours-prod", "otel_gatewayz @prod default (1%)", "ours", None),
         # Every error a full event (storm control off): the cost of one full Sentry event.
         Config("ours-full", "otel_gatewayz @1%, no event budget", "ours", None, NO_BUDGET),
+        # Sampled traces batched to Sentry's OTLP intake instead of one envelope per request.
+        Config("ours-otlp", "otel_gatewayz @100%, Sentry via OTLP", "ours", 1.0, VIA_OTLP),
     )
 }
 
@@ -383,6 +394,7 @@ def gateway_command(
     sinks: Sinks,
     faults: Faults,
     refused: RefusedPort | None,
+    app: str = EXAMPLE_APP,
 ) -> tuple[list[str], dict[str, str]]:
     dev_bin = Path(sys.executable).parent
     uvicorn_args = ["--host", LOOPBACK, "--port", str(port)]
@@ -392,7 +404,7 @@ def gateway_command(
     dsn = f"http://public@{LOOPBACK}:{refused.port}/1" if refuse_sentry and refused else sinks.dsn
     otlp = sinks.otlp_endpoint if not faults.collector_down or refused is None else f"http://{LOOPBACK}:{refused.port}"
     if config.kind == "none":
-        return [str(dev_bin / "uvicorn"), "examples.gateway.app:app", *uvicorn_args], env
+        return [str(dev_bin / "uvicorn"), app, *uvicorn_args], env
     if config.kind == "ours":
         env.update(
             SENTRY_DSN=dsn,
@@ -407,7 +419,7 @@ def gateway_command(
         return [
             str(dev_bin / "opentelemetry-instrument"),
             str(dev_bin / "uvicorn"),
-            "examples.gateway.app:app",
+            app,
             *uvicorn_args,
         ], env
     if config.kind == "otel":
@@ -427,7 +439,7 @@ def gateway_command(
             "--metrics_exporter",
             "prometheus",
             str(venv_bin / "uvicorn"),
-            "examples.gateway.app:app",
+            app,
             *uvicorn_args,
         ], env
     if config.kind == "sentry":
@@ -446,10 +458,11 @@ def start_gateway(
     refused: RefusedPort | None = None,
     wrap: list[str] | None = None,
     tag: str = "",
+    app: str = EXAMPLE_APP,
 ) -> Gateway:
     faults = faults or Faults()
     port, metrics_port = free_port(), free_port()
-    argv, env = gateway_command(config, port, metrics_port, provider, sinks, faults, refused)
+    argv, env = gateway_command(config, port, metrics_port, provider, sinks, faults, refused, app)
     log = workdir / f"gateway-{config.key}{tag}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -469,6 +482,7 @@ class LoadResult:
     latencies: list[float]
     statuses: Counter[str]
     wall: float
+    by_route: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def rps(self) -> float:
@@ -479,6 +493,7 @@ async def _drive(base: str, routes: list[Route], n: int, concurrency: int, rps: 
     """``n`` requests, at most ``concurrency`` in flight; back to back, or started at ``rps`` a second."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     latencies: list[float] = []
+    by_route: dict[str, list[float]] = {}
     statuses: Counter[str] = Counter()
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60, headers=AUTH) as client:
 
@@ -493,6 +508,7 @@ async def _drive(base: str, routes: list[Route], n: int, concurrency: int, rps: 
             except httpx.HTTPError as exc:
                 statuses[type(exc).__name__] += 1
             latencies.append(time.perf_counter() - started)
+            by_route.setdefault(route.key, []).append(latencies[-1])
 
         t0 = time.perf_counter()
         if rps is None:
@@ -521,7 +537,7 @@ async def _drive(base: str, routes: list[Route], n: int, concurrency: int, rps: 
                 tasks.append(asyncio.create_task(paced(i)))
             await asyncio.gather(*tasks)
         wall = time.perf_counter() - t0
-    return LoadResult(latencies, statuses, wall)
+    return LoadResult(latencies, statuses, wall, by_route)
 
 
 RPS: float | None = None  # set by the command line: paced load instead of back-to-back
@@ -574,7 +590,13 @@ def _posts(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], 
 
 
 def measure(
-    gateway: Gateway, sinks: Sinks, route: Route, n: int, concurrency: int, faults: Faults | None = None
+    gateway: Gateway,
+    sinks: Sinks,
+    route: Route | str,
+    n: int,
+    concurrency: int,
+    faults: Faults | None = None,
+    path: str | None = None,
 ) -> Measurement:
     """CPU/request (flushed telemetry included) and client-side latency for ``n`` requests.
 
@@ -582,8 +604,10 @@ def measure(
     """
     before = sinks.stats()
     drops0 = dropped(gateway)
+    routes = SCENARIOS[route] if isinstance(route, str) else [route if path is None else replace(route, path=path)]
+    key = route if isinstance(route, str) else route.key
     cpu0 = cpu_seconds(gateway.pid)
-    result = drive(gateway.url, [route], n, concurrency)
+    result = drive(gateway.url, routes, n, concurrency)
     ended = time.monotonic()
     drained = drain(sinks, gateway.config, ended)
     cpu1 = cpu_seconds(gateway.pid)
@@ -591,7 +615,7 @@ def measure(
     drops1 = dropped(gateway)
     return Measurement(
         config=gateway.config,
-        route=route.key,
+        route=key,
         n=n,
         cpu_ms=(cpu1 - cpu0) / n * 1000,
         p50_ms=percentile(result.latencies, 50) * 1000,
@@ -609,6 +633,7 @@ def measure(
         rss_mb=rss_mb(gateway.pid),
         faults=(faults or Faults()).describe(),
         dropped=None if drops0 is None or drops1 is None else drops1 - drops0,
+        extra={"success_p99_ms": percentile(result.by_route.get("success", []), 99) * 1000},
     )
 
 

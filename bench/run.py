@@ -31,15 +31,19 @@ import math
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import harness
-from harness import CONFIGS, ROUTES, Faults, Measurement, Provider, RefusedPort, Sinks
+from harness import CONFIGS, HUGE_APP, ROUTES, SCENARIOS, Faults, Measurement, Provider, RefusedPort, Route, Sinks
 
 TARGET_FULL = 1.25  # ours@100% CPU/request <= 1.25 x plain OTel@100%
 TARGET_PROD = 1.10  # ours@prod default <= 1.1 x plain OTel@same rate, and < sentry-sdk@same rate
 TARGET_FULL_EVENT = 0.25  # ours, error with a full event: CPU/req <= 0.25 x sentry-sdk's native integration
 TARGET_STORM = 2.0  # ours in a storm of one fingerprint: CPU/error request <= 2 x uninstrumented
+TARGET_STORM_P99 = 1.25  # p99 of successes during a storm <= 1.25 x the same load without errors
+TARGET_HUGE = 1.25  # request-path CPU of an error whose frame holds a huge local <= 1.25 x a small one
+HUGE_ROWS = 300_000  # ~20 MB of strings in one local
 TARGET_RSS_MB = 10.0  # RSS growth over 50,000 requests
 MEMORY_REQUESTS = 50_000
 
@@ -51,38 +55,47 @@ def _ratio(value: float, base: float) -> str:
 
 
 def _statuses(m: Measurement) -> str:
-    expected = str(ROUTES[m.route].expect)
-    bad = {k: v for k, v in m.statuses.items() if k != expected}
+    routes = SCENARIOS.get(m.route) or [ROUTES.get(m.route) or Route(m.route, "GET", "", 500)]
+    expected = {str(route.expect) for route in routes}
+    bad = {k: v for k, v in m.statuses.items() if k not in expected}
     return "ok" if not bad else "UNEXPECTED " + ",".join(f"{k}:{v}" for k, v in sorted(bad.items()))
+
+
+def _txns(m: Measurement) -> str:
+    """Transaction envelopes, or ``N+`` batches posted to Sentry's OTLP intake."""
+    intake = m.sentry_items.get("otlp_intake", 0)
+    return f"{intake}+" if intake else str(m.sentry_items.get("transaction", 0))
 
 
 def print_table(results: list[Measurement], title: str) -> None:
     print(f"\n{title}")
     header = (
-        f"{'configuration':<34} {'route':<8} {'CPU ms/req':>10} {'x base':>7} {'p50 ms':>8} {'x base':>7} "
+        f"{'configuration':<36} {'route':<8} {'CPU ms/req':>10} {'x base':>7} {'p50 ms':>8} {'x base':>7} "
         f"{'p99 ms':>8} {'x base':>7} {'req/s':>7} {'events':>6} {'txns':>5} {'otlp':>5} {'drops':>6} "
         f"{'RSS MB':>7}  status"
     )
     print(header)
     print("-" * len(header))
     base = {m.route: m for m in results if m.config.key == "none" and m.faults == "healthy"}
-    for route in ROUTES:
+    for route in dict.fromkeys(m.route for m in results):
         for m in (r for r in results if r.route == route):
             b = base.get(route)
             label = m.config.label + ("" if m.faults == "healthy" else f" [{m.faults}]")
             print(
-                f"{label:<34} {m.route:<8} {m.cpu_ms:10.3f} {_ratio(m.cpu_ms, b.cpu_ms) if b else '':>7} "
+                f"{label:<36} {m.route:<8} {m.cpu_ms:10.3f} {_ratio(m.cpu_ms, b.cpu_ms) if b else '':>7} "
                 f"{m.p50_ms:8.2f} {_ratio(m.p50_ms, b.p50_ms) if b else '':>7} "
                 f"{m.p99_ms:8.2f} {_ratio(m.p99_ms, b.p99_ms) if b else '':>7} {m.rps:7.0f} "
-                f"{m.sentry_items.get('event', 0):6d} {m.sentry_items.get('transaction', 0):5d} {m.otlp_posts:5d} "
+                f"{m.sentry_items.get('event', 0):6d} {_txns(m):>5} {m.otlp_posts:5d} "
                 f"{'-' if m.dropped is None else f'{m.dropped:.0f}':>6} "
                 f"{m.rss_mb:7.1f}  {_statuses(m)}"
             )
         print()
     print("CPU ms/req: gateway process (all threads), telemetry flushed; x base: ratio to uninstrumented;")
     print("events / txns: Sentry error events and transactions the sink received during the route's run (fewer")
-    print("than requests x rate means the SDK dropped some); otlp: OTLP/HTTP posts received; drops: increase of")
-    print("our gatewayz_telemetry_dropped_total (ours only).")
+    print("than requests x rate means the SDK dropped some; N+: span batches posted to Sentry's OTLP intake);")
+    print("otlp: OTLP/HTTP posts received by the collector sink; drops: increase of")
+    print("our gatewayz_telemetry_dropped_total (ours only). mix: 9 chat to 1 provider error; storm: every other")
+    print("request the same provider error (one fingerprint), success p99 in the targets below.")
 
 
 def _find(results: list[Measurement], key: str, route: str) -> Measurement | None:
@@ -131,7 +144,23 @@ def print_targets(results: list[Measurement], rss_growth: float | None) -> list[
             f"  [{verdict}] storm   ours@prod CPU/error req <= {TARGET_STORM} x uninstrumented: "
             f"{storm.cpu_ms:.3f} / {none.cpu_ms:.3f} ms = {ratio:.2f}x"
         )
-    lines.append("  [  -  ] storm   p99 of concurrent successes within 1.25x: not measured by this harness yet")
+    for key in ("ours-prod", "ours-100"):
+        calm, stormy = _find(results, key, "success"), _find(results, key, "storm")
+        if calm and stormy:
+            ratio = stormy.extra["success_p99_ms"] / calm.p99_ms
+            verdict = "HOLDS" if ratio <= TARGET_STORM_P99 else "FAILS"
+            lines.append(
+                f"  [{verdict}] storm   {key}: p99 of the successes during the storm <= {TARGET_STORM_P99} x "
+                f"without errors: {stormy.extra['success_p99_ms']:.1f} / {calm.p99_ms:.1f} ms = {ratio:.2f}x"
+            )
+    ours, otel = _find(results, "ours-otlp", "success"), _find(results, "otel-100", "success")
+    if ours and otel:
+        ratio = ours.cpu_ms / otel.cpu_ms
+        verdict = "HOLDS" if ratio <= TARGET_FULL else "FAILS"
+        lines.append(
+            f"  [{verdict}] success ours@100% via Sentry's OTLP intake CPU/req <= {TARGET_FULL} x plain OTel@100%: "
+            f"{ours.cpu_ms:.3f} / {otel.cpu_ms:.3f} ms = {ratio:.2f}x"
+        )
     if rss_growth is None:
         lines.append(
             f"  [  -  ] RSS growth < {TARGET_RSS_MB:.0f} MB over {MEMORY_REQUESTS:,} requests: "
@@ -159,10 +188,46 @@ def run_configs(
             for route in ROUTES.values():
                 n = args.error_requests if route.key == "error" else args.requests
                 results.append(harness.measure(gateway, sinks, route, n, args.concurrency))
+            if args.scenarios:
+                for scenario in SCENARIOS:
+                    results.append(harness.measure(gateway, sinks, scenario, args.requests, args.concurrency))
         finally:
             gateway.stop()
         print(f"  {config.label:<34} done in {time.monotonic() - started:5.1f}s", file=sys.stderr, flush=True)
     return results
+
+
+def huge_locals_run(args: argparse.Namespace, provider: Provider, sinks: Sinks, workdir: Path) -> None:
+    """An error whose failing frame holds a small local vs a huge one: what does the distro add per error?
+
+    Building the huge local costs the route the same with and without us, so the figure is our
+    overhead over the uninstrumented app at each size, with a full Sentry event for every error.
+    """
+    route = Route("huge", "GET", "/v1/errors/huge", 500, close=True)
+    results: list[Measurement] = []
+    for key in ("none", "ours-full"):
+        gateway = harness.start_gateway(CONFIGS[key], provider, sinks, workdir, tag="-huge", app=HUGE_APP)
+        try:
+            harness.drive(gateway.url, [replace(route, path=f"{route.path}?rows=10")], 20, args.concurrency)
+            harness.drain(sinks, gateway.config, time.monotonic())
+            for label, rows in (("small", 10), ("huge", HUGE_ROWS)):
+                m = harness.measure(
+                    gateway, sinks, route, args.error_requests, args.concurrency, path=f"{route.path}?rows={rows}"
+                )
+                m.route = f"{label}-local"
+                results.append(m)
+        finally:
+            gateway.stop()
+    print_table(results, f"Huge locals: {args.error_requests} error requests each, a local of 10 vs {HUGE_ROWS:,} rows")
+    base = {m.route: m for m in results if m.config.key == "none"}
+    ours = {m.route: m for m in results if m.config.key != "none"}
+    small = ours["small-local"].cpu_ms - base["small-local"].cpu_ms
+    huge = ours["huge-local"].cpu_ms - base["huge-local"].cpu_ms
+    verdict = "HOLDS" if huge <= TARGET_HUGE * max(small, 1e-9) else "FAILS"
+    print(
+        f"  [{verdict}] ours' CPU per error over uninstrumented, huge local <= {TARGET_HUGE} x small local: "
+        f"{huge:.3f} vs {small:.3f} ms"
+    )
 
 
 def memory_run(args: argparse.Namespace, provider: Provider, sinks: Sinks, workdir: Path) -> float:
@@ -281,6 +346,8 @@ def main() -> None:
         help="pace the load: start this many requests a second (still at most --concurrency in "
         "flight) instead of back to back; measures latency below saturation",
     )
+    parser.add_argument("--no-scenarios", dest="scenarios", action="store_false", help="skip the mix and storm loads")
+    parser.add_argument("--huge-locals", action="store_true", help="an error with a huge local vs a small one")
     parser.add_argument("--memory", action="store_true", help=f"RSS growth over {MEMORY_REQUESTS:,} requests")
     parser.add_argument("--memory-config", default="ours-100", choices=list(CONFIGS))
     parser.add_argument(
@@ -322,6 +389,9 @@ def main() -> None:
     try:
         if args.sentry_mode != "ok" or args.collector_down:
             fault_run(args, provider, sinks, workdir)
+            return
+        if args.huge_locals:
+            huge_locals_run(args, provider, sinks, workdir)
             return
         if args.memory:
             growth = memory_run(args, provider, sinks, workdir)

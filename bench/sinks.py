@@ -121,7 +121,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         mode = server.mode
         key = self.path.split("?", 1)[0]
-        types = _item_types(body, self.headers.get("Content-Encoding")) if server.kind == "sentry" else []
+        if server.kind != "sentry":
+            types = []
+        elif "/integration/otlp/" in key:  # Sentry's OTLP trace intake: one batch of spans
+            types = ["otlp_intake"]
+        else:
+            types = _item_types(body, self.headers.get("Content-Encoding"))
         with server.lock:
             for item_type in types:
                 server.items[item_type] = server.items.get(item_type, 0) + 1
@@ -142,7 +147,7 @@ class Handler(BaseHTTPRequestHandler):
                 b'{"detail": "rate limited"}',
                 headers={"Retry-After": "60", "X-Sentry-Rate-Limits": "60::organization"},
             )
-        elif server.kind == "otlp":
+        elif server.kind == "otlp" or "/integration/otlp/" in key:
             self._send(200, b"", "application/x-protobuf")
         else:
             self._send(200, b"{}")

@@ -113,6 +113,16 @@ def parse_spotlight(raw: str) -> bool | str:
     return parse_bool(value)
 
 
+TRACE_ROUTES = ("auto", "envelope", "otlp")
+
+
+def parse_trace_route(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in TRACE_ROUTES:
+        raise SettingError(f"{raw!r} is not one of {', '.join(TRACE_ROUTES)}")
+    return value
+
+
 def parse_environment(raw: str) -> str:
     value = raw.strip().lower()
     value = _ENV_ALIASES.get(value, value)

@@ -33,6 +33,7 @@ from .parsers import (
     parse_status_codes,
     parse_text,
     parse_timeout,
+    parse_trace_route,
     parse_writable_dir,
 )
 
@@ -223,6 +224,17 @@ class Settings:
         default_doc="off",
         on_error="Spotlight is disabled",
         meaning="Also send events to a local Spotlight viewer (`scripts/spotlight.sh`, as the demo does).",
+    )
+    sentry_traces_via: str = setting(
+        sources=("GATEWAYZ_SENTRY_TRACES_VIA",),
+        parse=parse_trace_route,
+        type="auto, envelope or otlp",
+        default="auto",
+        on_error="using auto",
+        meaning="How sampled traces reach Sentry: `envelope`, one transaction envelope per request (every "
+        "Sentry, self-hosted too, and Spotlight); `otlp`, batched spans to the project's OTLP intake "
+        "(`/api/<id>/integration/otlp/v1/traces`, sentry.io; costs what plain OTel's export costs). `auto`: "
+        "`otlp` for a `*.sentry.io` DSN without Spotlight, else `envelope`.",
     )
     capture_expected_errors: bool = setting(
         sources=("GATEWAYZ_CAPTURE_EXPECTED_ERRORS",),

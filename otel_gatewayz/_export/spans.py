@@ -1,6 +1,7 @@
 """Span export: scrubbed before any exporter sees it, every lost span counted, shutdown bounded.
 
-Scrubbing runs on the export thread, so the request path never pays for it. The SDK loses spans
+Scrubbing runs on the export thread, so the request path never pays for it, and once per span
+for every sender (:class:`CleanSpans`: the Sentry transaction builder reuses the copy). The SDK loses spans
 in three places without telling the operator much: the batch processor's queue overflows (one
 warning every 20 s), the exporter fails (logged per batch and per retry), and shutdown gives up
 on what is still queued (silently). Each is counted in
@@ -17,8 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from .._metrics.drops import DropCounter
-from .._privacy.scrubber import Scrubber
-from .._privacy.spans import scrub_span
+from .._privacy.spans import CleanSpans
 from .._safety.background import in_background
 from .._safety.log import contained, log_once
 from .reasons import CAPTURE, QueueFullFilter, exporter_loggers, reason_of
@@ -29,17 +29,18 @@ _BATCH_LOGGER = "opentelemetry.sdk._shared_internal"
 _QUEUE_FULL_FILTER = QueueFullFilter()
 
 
-def _count(drops: DropCounter, count: int, reason: str, detail: str = "") -> None:
-    drops.count(SIGNAL, reason, count, what="spans dropped", detail=detail)
+def _count(drops: DropCounter, count: int, reason: str, detail: str = "", signal: str = SIGNAL) -> None:
+    drops.count(signal, reason, count, what=f"{signal} dropped", detail=detail)
 
 
 class ScrubbingSpanExporter(SpanExporter):
     """Wraps an exporter so that nothing unscrubbed reaches it and every failed span is counted."""
 
-    def __init__(self, inner: SpanExporter, scrubber: Scrubber, drops: DropCounter) -> None:
+    def __init__(self, inner: SpanExporter, clean: CleanSpans, drops: DropCounter, signal: str = SIGNAL) -> None:
         self._inner = inner
-        self._scrubber = scrubber
+        self._clean = clean
         self._drops = drops
+        self._signal = signal
         with contained("exporter log filter"):
             for exporter_logger in exporter_loggers(inner):
                 exporter_logger.addFilter(CAPTURE)
@@ -48,7 +49,7 @@ class ScrubbingSpanExporter(SpanExporter):
         clean: list[ReadableSpan] = []
         for span in spans:
             try:
-                clean.append(scrub_span(span, self._scrubber))
+                clean.append(self._clean(span))
             except Exception:  # noqa: BLE001 - never export what we could not scrub
                 log_once(
                     "span-scrub",
@@ -56,7 +57,7 @@ class ScrubbingSpanExporter(SpanExporter):
                     "otel_gatewayz: scrubbing a span failed; it is dropped, never exported unscrubbed",
                     exc_info=True,
                 )
-                _count(self._drops, 1, "scrub_failed")
+                _count(self._drops, 1, "scrub_failed", signal=self._signal)
         if not clean:
             return SpanExportResult.SUCCESS if not spans else SpanExportResult.FAILURE
         with CAPTURE.capturing() as records:
@@ -66,11 +67,11 @@ class ScrubbingSpanExporter(SpanExporter):
                 log_once(
                     "span-export-exception", logging.ERROR, "otel_gatewayz: the span exporter raised", exc_info=True
                 )
-                _count(self._drops, len(clean), "exporter_error", type(exc).__name__)
+                _count(self._drops, len(clean), "exporter_error", type(exc).__name__, self._signal)
                 return SpanExportResult.FAILURE
         if result is not SpanExportResult.SUCCESS:
             reason, detail = reason_of(records)
-            _count(self._drops, len(clean), reason, detail)
+            _count(self._drops, len(clean), reason, detail, self._signal)
         return result
 
     def shutdown(self) -> None:
@@ -90,15 +91,22 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
     """
 
     def __init__(
-        self, exporter: SpanExporter, drops: DropCounter, shutdown_timeout: float, *args: Any, **kwargs: Any
+        self,
+        exporter: SpanExporter,
+        drops: DropCounter,
+        shutdown_timeout: float,
+        *args: Any,
+        signal: str = SIGNAL,
+        **kwargs: Any,
     ) -> None:
         super().__init__(exporter, *args, **kwargs)
         self._drops = drops
         self._shutdown_timeout = shutdown_timeout
+        self._signal = signal
 
     def on_end(self, span: ReadableSpan) -> None:
         if span.context is not None and span.context.trace_flags.sampled and self._queued() >= self._capacity():
-            _count(self._drops, 1, "queue_full")
+            _count(self._drops, 1, "queue_full", signal=self._signal)
         super().on_end(span)
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
@@ -115,7 +123,7 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             fallback: Any = super().shutdown
             fallback()
             return
-        _count(self._drops, self._queued(), "shutdown_timeout")
+        _count(self._drops, self._queued(), "shutdown_timeout", signal=self._signal)
 
     def _queued(self) -> int:
         queue = getattr(getattr(self, "_batch_processor", None), "_queue", None)
@@ -127,7 +135,7 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
 
 
 def scrubbed_batch_processor_factory(
-    scrubber: Scrubber, drops: DropCounter, shutdown_timeout: float
+    clean: CleanSpans, drops: DropCounter, shutdown_timeout: float
 ) -> Callable[..., BatchSpanProcessor]:
     """The SDK configurator's ``export_span_processor`` hook, bound to what it uses."""
 
@@ -135,7 +143,7 @@ def scrubbed_batch_processor_factory(
         with contained("batch processor log filter"):
             logging.getLogger(_BATCH_LOGGER).addFilter(_QUEUE_FULL_FILTER)
         return CountingBatchSpanProcessor(
-            ScrubbingSpanExporter(exporter, scrubber, drops), drops, shutdown_timeout, *args, **kwargs
+            ScrubbingSpanExporter(exporter, clean, drops), drops, shutdown_timeout, *args, **kwargs
         )
 
     return build

@@ -1,7 +1,9 @@
-"""Span scrubbing: a clean copy of a finished span, for every exporter that sends it out."""
+"""Span scrubbing: a clean copy of a finished span, made once for every exporter that sends it out."""
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -42,3 +44,25 @@ def scrub_span(span: ReadableSpan, scrubber: Scrubber) -> ReadableSpan:
         end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope,
     )
+
+
+class CleanSpans:
+    """Each finished span scrubbed once, whichever sender asks first (OTLP export, Sentry transactions).
+
+    The clean copy lives as long as the span does (a weak map keyed by the span object), so the
+    second sender of a span gets it for a lookup instead of a second scrub.
+    """
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        self._scrubber = scrubber
+        self._clean: weakref.WeakKeyDictionary[ReadableSpan, ReadableSpan] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def __call__(self, span: ReadableSpan) -> ReadableSpan:
+        with self._lock:
+            clean = self._clean.get(span)
+        if clean is None:
+            clean = scrub_span(span, self._scrubber)
+            with self._lock:
+                self._clean[span] = clean
+        return clean

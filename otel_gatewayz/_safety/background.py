@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 
@@ -25,3 +26,33 @@ def in_background(what: str, call: Callable[[], object]) -> threading.Event:
 
     threading.Thread(target=run, name=f"otel_gatewayz-{what.replace(' ', '-')}", daemon=True).start()
     return done
+
+
+class OwnThread:
+    """One daemon thread running ``target``, started on first use and again in a forked child.
+
+    Threads do not survive ``fork``: a pre-fork server's workers inherit the object with a dead
+    thread, so every use checks the process id before trusting it.
+    """
+
+    def __init__(self, target: Callable[[], None], name: str) -> None:
+        self._target = target
+        self._name = name
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def running(self) -> bool:
+        return self._thread is not None and self._pid == os.getpid() and self._thread.is_alive()
+
+    def ensure(self) -> bool:
+        """Start the thread if this process has none; True when it was started now."""
+        if self.running():
+            return False
+        with self._lock:
+            if self.running():
+                return False
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._target, name=self._name, daemon=True)
+            self._thread.start()
+            return True

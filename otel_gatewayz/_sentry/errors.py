@@ -11,7 +11,6 @@ event with the count per fingerprint, and the same counts as a client report.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
@@ -24,6 +23,7 @@ from .._errors.capture import ErrorCapture
 from .._errors.recorder import MECHANISM
 from .._errors.storm import EventBudget, Fingerprint
 from .._metrics.drops import DropCounter
+from .._safety.background import OwnThread
 from .._safety.log import contained
 from .frames import exception_interface
 
@@ -113,8 +113,7 @@ class ErrorEventWorker:
         self._backlog = backlog
         self._cond = threading.Condition()
         self._busy = False
-        self._pid = 0
-        self._thread: threading.Thread | None = None
+        self._worker = OwnThread(self._run, "otel_gatewayz errors")
         self._next_summary = time.monotonic() + (budget.window if budget else 0.0)
 
     def submit(self, capture: ErrorCapture) -> bool:
@@ -125,7 +124,8 @@ class ErrorEventWorker:
             else:
                 full = False
                 self._queue.append(capture)
-                self._ensure_thread()
+                if self._worker.ensure():
+                    self._busy = False  # a forked child's copy of the parent's state
                 self._cond.notify()
         if full:
             self._drops.count(
@@ -138,7 +138,7 @@ class ErrorEventWorker:
         """Wait until every queued event went to the client, then send the suppressed summary."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while (self._queue or self._busy) and self._thread is not None and self._thread.is_alive():
+            while (self._queue or self._busy) and self._worker.running():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -159,14 +159,6 @@ class ErrorEventWorker:
             sent = self._send(summary_event(counts, self.budget), {})
         if sent is None:
             self.budget.give_back(counts)
-
-    def _ensure_thread(self) -> None:  # under self._cond
-        pid = os.getpid()
-        if self._thread is None or self._pid != pid or not self._thread.is_alive():
-            self._pid = pid
-            self._busy = False
-            self._thread = threading.Thread(target=self._run, name="otel_gatewayz errors", daemon=True)
-            self._thread.start()
 
     def _run(self) -> None:
         while True:

@@ -3,7 +3,9 @@
 Each finished local-root span becomes one transaction with its local children as spans
 (op ``http.server``/``http.client``, ``gen_ai.chat`` for a GenAI operation with the data keys
 Sentry's AI monitoring reads, description ``METHOD /route``, status from the HTTP
-status), sent through sentry-sdk's own transport. They carry what Sentry's product reads:
+status), sent as one envelope each through sentry-sdk's own transport. They are built from the
+clean span copies the OTLP export uses (each span is scrubbed once for every sender), so
+nothing is scrubbed twice or serialised through the client. They carry what Sentry's product reads:
 the trace's DSC (the envelope's ``trace`` header: the caller's frozen one, or ours),
 ``request``, ``contexts.response.status_code``, and Sentry's span data keys (``http.method``,
 ``url``) beside the OTel ones; the end user's IP and user agent only with PII on. Building
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import threading
 import time
@@ -23,7 +24,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import sentry_sdk
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -32,8 +32,10 @@ from sentry_sdk.tracing import get_span_status_from_http_code
 
 from .._context.baggage import DscSource, FrozenDsc, incoming_dsc
 from .._metrics.drops import DropCounter
-from .._safety.background import in_background
+from .._privacy.spans import CleanSpans
+from .._safety.background import OwnThread, in_background
 from .._safety.log import log_once
+from .envelopes import TransactionEnvelopes
 from .request import request_from_span, strip_pii_span_data
 
 MAX_CHILDREN = 1000
@@ -214,10 +216,14 @@ class SentryTransactionProcessor(SpanProcessor):
         service: str,
         shutdown_timeout: float,
         drops: DropCounter,
+        clean: CleanSpans,
+        envelopes: TransactionEnvelopes,
         dsc: DscSource | None = None,
         send_pii: bool = False,
     ) -> None:
         self._service = service
+        self._clean = clean
+        self._envelopes = envelopes
         self._dsc = dsc
         self._send_pii = send_pii
         self._incoming: dict[int, FrozenDsc] = {}
@@ -229,8 +235,7 @@ class SentryTransactionProcessor(SpanProcessor):
         self._queue: queue.Queue[tuple[ReadableSpan, list[ReadableSpan], FrozenDsc | None] | None] = queue.Queue(
             QUEUE_SIZE
         )
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
+        self._sender = OwnThread(self._run, "otel_gatewayz-transactions")
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         parent = trace.get_current_span(parent_context).get_span_context()
@@ -261,23 +266,14 @@ class SentryTransactionProcessor(SpanProcessor):
                 return
             children = self._children.pop(span_id, [])
             frozen = self._incoming.pop(span_id, None)
-        self._ensure_thread()
+        self._sender.ensure()
         try:
             self._queue.put_nowait((span, children, frozen))
         except queue.Full:
             self._drops.count("sentry_transaction", "queue_full", what="Sentry transaction queue is full, dropping")
 
-    def _ensure_thread(self) -> None:
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name="otel_gatewayz-transactions", daemon=True)
-                self._thread.start()
-
     def _run(self) -> None:
-        service, dsc, send_pii = self._service, self._dsc, self._send_pii
+        service, dsc, send_pii, clean = self._service, self._dsc, self._send_pii, self._clean
         while True:
             batch = [self._queue.get()]
             with contextlib.suppress(queue.Empty):
@@ -287,19 +283,22 @@ class SentryTransactionProcessor(SpanProcessor):
                 try:
                     if item is not None:
                         root, children, frozen = item
-                        event = transaction_event(root, children, service, dsc, frozen, send_pii)
-                        sentry_sdk.capture_event(event)  # type: ignore[arg-type]
-                except Exception:  # noqa: BLE001 - a bad span must not stop the sender
+                        event = transaction_event(
+                            clean(root), [clean(child) for child in children], service, dsc, frozen, send_pii
+                        )
+                        self._envelopes.send(event)
+                except Exception:  # noqa: BLE001 - a bad span must not stop the sender; never send it unscrubbed
                     log_once(
                         "tx-build", logging.ERROR, "otel_gatewayz: building a Sentry transaction failed", exc_info=True
                     )
+                    self._drops.count("sentry_transaction", "build_failed", what="Sentry transaction not built")
                 finally:
                     self._queue.task_done()
             # Wake up at most BATCH_INTERVAL apart under load: one hand-off per batch, not per request.
             time.sleep(BATCH_INTERVAL)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        if self._thread is None or not self._thread.is_alive():
+        if not self._sender.running():
             return True
         return in_background("transaction flush", self._queue.join).wait(timeout_millis / 1000)
 

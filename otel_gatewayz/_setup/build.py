@@ -34,7 +34,7 @@ from .._errors.log_correlation import install_log_correlation
 from .._errors.storm import EventBudget
 from .._export.console import ConsoleSpanProcessor
 from .._export.failures import count_export_failures
-from .._export.spans import scrubbed_batch_processor_factory
+from .._export.spans import CountingBatchSpanProcessor, ScrubbingSpanExporter, scrubbed_batch_processor_factory
 from .._metrics.bounded_http import drop_client_chosen_labels
 from .._metrics.genai_labels import GenAiLabels
 from .._metrics.journal import Journal
@@ -45,7 +45,9 @@ from .._safety.log import contained, ensure_visible, logger
 from .._safety.processors import ContainedSpanProcessor
 from .._sentry.client import init_sentry
 from .._sentry.enrichment import SentryHooks
+from .._sentry.envelopes import TransactionEnvelopes
 from .._sentry.errors import ErrorEventWorker
+from .._sentry.otlp_traces import OTLP, SIGNAL, sentry_otlp_exporter, traces_route
 from .._sentry.sessions import SessionAggregator, wrap_stack
 from .._sentry.spotlight import watch_spotlight
 from .._sentry.transactions import SentryTransactionProcessor
@@ -94,6 +96,26 @@ def _validated_exporters(settings: Settings, env: MutableMapping[str, str]) -> N
             env[variable] = ",".join(getattr(settings, field)) or "none"
 
 
+def _sentry_traces(parts: Parts, dsc: DscSource) -> SpanProcessor:
+    """Transactions as envelopes (every Sentry, Spotlight), or spans batched to Sentry's OTLP intake."""
+    settings, drops = parts.settings, parts.instruments.drops
+    if traces_route(settings) == OTLP and settings.sentry_dsn:
+        exporter = ScrubbingSpanExporter(
+            sentry_otlp_exporter(settings.sentry_dsn, settings.shutdown_timeout), parts.clean_spans, drops, SIGNAL
+        )
+        logger.info("otel_gatewayz: sampled traces go to Sentry's OTLP intake (GATEWAYZ_SENTRY_TRACES_VIA)")
+        return CountingBatchSpanProcessor(exporter, drops, settings.shutdown_timeout, signal=SIGNAL)
+    return SentryTransactionProcessor(
+        settings.service_name,
+        settings.shutdown_timeout,
+        drops,
+        parts.clean_spans,
+        TransactionEnvelopes(sentry_sdk.get_client()),
+        dsc,
+        settings.send_default_pii,
+    )
+
+
 def _sdk_arguments(
     parts: Parts,
     sentry_active: bool,
@@ -108,16 +130,12 @@ def _sdk_arguments(
     if parts.console is not None:
         processors.append(ConsoleSpanProcessor(parts.console))
     if sentry_active:
-        processors.append(
-            SentryTransactionProcessor(
-                settings.service_name, settings.shutdown_timeout, drops, dsc, settings.send_default_pii
-            )
-        )
+        processors.append(_sentry_traces(parts, dsc))
     arguments: dict[str, Any] = {
         "resource_attributes": resource_attributes(settings, env),
         "sampler": None if settings.traces_sampler else GatewayzSampler(settings.traces_sample_rate),
         "span_processors": [ContainedSpanProcessor(processor) for processor in processors],
-        "export_span_processor": scrubbed_batch_processor_factory(parts.scrubber, drops, settings.shutdown_timeout),
+        "export_span_processor": scrubbed_batch_processor_factory(parts.clean_spans, drops, settings.shutdown_timeout),
         "log_record_processors": [ScrubbingLogProcessor(parts.scrubber)],
         "exporter_args_map": {
             GatewayzPrometheusReader: {"options": PrometheusOptions.from_settings(settings), "journal": journal}

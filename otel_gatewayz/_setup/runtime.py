@@ -26,6 +26,7 @@ from .._metrics.genai import GenAiMetrics
 from .._metrics.instruments import Instruments
 from .._privacy.content import CONTENT_KEYS
 from .._privacy.scrubber import Scrubber
+from .._privacy.spans import CleanSpans
 from .._sentry.errors import ErrorEventWorker
 
 
@@ -38,6 +39,7 @@ class Parts:
     grouper: ErrorGrouper
     instruments: Instruments
     genai: GenAiMetrics
+    clean_spans: CleanSpans
     console: ConsoleOutput | None = None
 
     @classmethod
@@ -51,6 +53,7 @@ class Parts:
             ErrorGrouper(settings.fingerprint_rules, settings.impact_rules, scrubber.scrub_text),
             instruments,
             GenAiMetrics(instruments, scrubber),
+            CleanSpans(scrubber),
             ConsoleOutput(scrubber) if settings.console else None,
         )
 

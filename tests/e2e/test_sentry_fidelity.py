@@ -341,3 +341,44 @@ def test_side_by_side_with_sentry_sdks_fastapi_integration(tmp_path, gateway_fac
     assert "item:sessions" in native, "native sent no sessions: the comparison would miss release health"
     missing = native - ours
     assert missing <= ALLOWED_MISSING, f"native sends, ours does not: {sorted(missing - ALLOWED_MISSING)}"
+
+
+# --- traces through Sentry's OTLP intake (GATEWAYZ_SENTRY_TRACES_VIA=otlp) -------------------------
+
+
+def test_otlp_route_batches_scrubbed_spans_to_the_projects_intake(sentry_recorder, gateway_factory):
+    gateway = gateway_factory(env=_env(sentry_recorder, GATEWAYZ_SENTRY_TRACES_VIA="otlp"))
+    planted = "sk-proj-" + "Q7x" * 12
+
+    for _ in range(3):
+        response = httpx.post(
+            f"{gateway.base_url}/v1/chat/completions",
+            params={"api_key": planted},
+            json={"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]},
+            headers=auth(),
+            timeout=30,
+        )
+        assert response.status_code == 200
+    httpx.get(f"{gateway.base_url}/v1/errors/provider", headers=auth())
+
+    servers = sentry_recorder.wait_for(
+        lambda r: [s for s in r.otlp_spans() if s["kind"] == "SERVER"] if len(r.otlp_spans()) >= 7 else None,
+        timeout=20,
+    )
+    [error] = sentry_recorder.wait_for_events(1)
+    gateway.stop()
+
+    exports = sentry_recorder.otlp_exports()
+    assert {export.path for export in exports} == {"/api/1/integration/otlp/v1/traces/"}
+    assert all("sentry_key=public" in export.request_headers["x-sentry-auth"] for export in exports)
+    assert len(exports) < len(sentry_recorder.otlp_spans())  # batched, not one request per span
+    assert sentry_recorder.transactions() == []  # no envelope per request on this route
+    chats = [s for s in servers if s["attributes"].get("http.route") == "/v1/chat/completions"]
+    assert len(chats) == 3
+    assert {s["attributes"]["user.id"] for s in chats} == {"alice"}
+    assert all(s["resource"]["service.version"] == SHA for s in servers)
+    # The error event still goes as an envelope, linked to its trace's span on the intake.
+    error_trace = error["contexts"]["trace"]["trace_id"]
+    assert error_trace in {s["trace_id"] for s in servers}
+    assert planted.encode() not in sentry_recorder.all_bytes()
+    assert all(s["attributes"]["gatewayz.scrubbed.count"] >= 1 for s in chats)  # the query's key

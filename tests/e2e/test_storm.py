@@ -66,7 +66,7 @@ def test_a_storm_of_one_fingerprint_sends_the_budget_and_reports_the_rest(bugsin
 def test_a_huge_local_gives_a_bounded_scrubbed_event(bugsink, gateway_factory):
     gateway = gateway_factory(
         env={"SENTRY_DSN": bugsink.dsn, "RELEASE_SHA": SHA, "GATEWAYZ_ERROR_EVENT_BUDGET": "unlimited"},
-        app="tests.e2e.storm_app:app",
+        app="bench.huge_app:app",
     )
     assert httpx.get(f"{gateway.base_url}/v1/errors/huge", params={"rows": 1_000_000}, timeout=60).status_code == 500
 

@@ -29,7 +29,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from ._http import FaultMode, Recorder, RecordingHandler
 from .ports import LOOPBACK
 
-__all__ = ["OtlpRecorder", "OtlpRequest", "any_value", "attributes"]
+__all__ = ["OtlpRecorder", "OtlpRequest", "any_value", "attributes", "parse_traces", "spans_of"]
 
 Signal = Literal["traces", "metrics", "logs"]
 T = TypeVar("T")
@@ -102,6 +102,27 @@ def _span_dict(span: Span, resource: dict[str, Any], scope: str) -> dict[str, An
     }
 
 
+def parse_traces(body: bytes) -> Any:
+    """An ExportTraceServiceRequest from protobuf bytes; ValueError if it is not one."""
+    message = ExportTraceServiceRequest()
+    try:
+        message.ParseFromString(body)
+    except DecodeError as err:
+        raise ValueError(f"not an ExportTraceServiceRequest: {err}") from err
+    return message
+
+
+def spans_of(messages: Iterable[Any]) -> list[dict[str, Any]]:
+    """Every span of these ExportTraceServiceRequests, as plain dicts."""
+    return [
+        _span_dict(span, attributes(rs.resource.attributes), ss.scope.name)
+        for message in messages
+        for rs in message.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    ]
+
+
 def _points(metric: Any) -> tuple[str, list[dict[str, Any]]]:
     kind = metric.WhichOneof("data") or ""
     points: list[dict[str, Any]] = []
@@ -166,13 +187,7 @@ class OtlpRecorder(Recorder):
 
     def spans(self) -> list[dict[str, Any]]:
         """Every span received, as a plain dict (ids in hex, kind/status as short names)."""
-        return [
-            _span_dict(span, attributes(rs.resource.attributes), ss.scope.name)
-            for request in self.requests("traces")
-            for rs in request.message.resource_spans
-            for ss in rs.scope_spans
-            for span in ss.spans
-        ]
+        return spans_of(request.message for request in self.requests("traces"))
 
     def metrics(self) -> list[dict[str, Any]]:
         """Every metric received (one entry per metric per export), with its data points."""

@@ -13,13 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
 from ._http import FaultMode, Recorder, RecordingHandler
+from .otlp_recorder import parse_traces, spans_of
 from .ports import LOOPBACK
 
-__all__ = ["Envelope", "EnvelopeItem", "SentryRecorder", "parse_envelope", "refused_dsn"]
+__all__ = ["Envelope", "EnvelopeItem", "OtlpIntake", "SentryRecorder", "parse_envelope", "refused_dsn"]
 
 T = TypeVar("T")
 _INGEST_PATH = re.compile(r"^/api/(?P<project>[^/]+)/(?P<kind>envelope|store)/?$")
+# Sentry's OTLP trace intake, as sentry-sdk's DSN helper names it.
+_OTLP_PATH = re.compile(r"^/api/(?P<project>[^/]+)/integration/otlp/v1/traces/?$")
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,16 @@ class Envelope:
 
     def of_type(self, item_type: str) -> list[EnvelopeItem]:
         return [item for item in self.items if item.type == item_type]
+
+
+@dataclass(frozen=True)
+class OtlpIntake:
+    """One OTLP/HTTP trace export posted to the project's OTLP intake."""
+
+    path: str
+    message: Any  # ExportTraceServiceRequest
+    raw: bytes
+    request_headers: dict[str, str] = field(default_factory=dict)
 
 
 def _line(data: bytes, pos: int) -> tuple[bytes, int]:
@@ -90,7 +105,10 @@ class _SentryHandler(RecordingHandler):
         "X-Sentry-Rate-Limits": "60::organization",
     }
 
-    def parse(self, path: str, body: bytes) -> Envelope | None:
+    def parse(self, path: str, body: bytes) -> Envelope | OtlpIntake | None:
+        if _OTLP_PATH.match(path.split("?", 1)[0]):
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            return OtlpIntake(path, parse_traces(body), body, headers)
         match = _INGEST_PATH.match(path.split("?", 1)[0])
         if match is None:
             return None
@@ -110,6 +128,8 @@ class _SentryHandler(RecordingHandler):
         )
 
     def ok_response(self, record: Any) -> tuple[int, str, bytes]:
+        if isinstance(record, OtlpIntake):
+            return 200, "application/x-protobuf", ExportTraceServiceResponse().SerializeToString()
         return 200, "application/json", b"{}"
 
 
@@ -127,7 +147,14 @@ class SentryRecorder(Recorder):
         return f"http://public@{LOOPBACK}:{self.port}/1"
 
     def envelopes(self) -> list[Envelope]:
-        return list(self._server.snapshot())
+        return [record for record in self._server.snapshot() if isinstance(record, Envelope)]
+
+    def otlp_exports(self) -> list[OtlpIntake]:
+        """Trace exports posted to the project's OTLP intake."""
+        return [record for record in self._server.snapshot() if isinstance(record, OtlpIntake)]
+
+    def otlp_spans(self) -> list[dict[str, Any]]:
+        return spans_of(export.message for export in self.otlp_exports())
 
     def items(self, item_type: str | None = None) -> list[EnvelopeItem]:
         return [i for e in self.envelopes() for i in e.items if item_type is None or i.type == item_type]
@@ -141,7 +168,7 @@ class SentryRecorder(Recorder):
 
     def raw_bodies(self) -> list[bytes]:
         """Every decompressed request body, e.g. to scan for secrets that should be scrubbed."""
-        return [envelope.raw for envelope in self.envelopes()]
+        return [record.raw for record in self._server.snapshot()]
 
     def all_bytes(self) -> bytes:
         return b"\n".join(self.raw_bodies())

@@ -1,4 +1,4 @@
-"""Run by test_storm.py and bench/run.py: a route whose failing frame holds a huge local and a secret."""
+"""A failing route whose frame holds a local of any size and a secret (bench --huge-locals, test_storm)."""
 
 from __future__ import annotations
 
