@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.e2e.helpers import SHA, auth, chat, crumbs_of, new_traceparent, tags_of
+from tests.e2e.helpers import RAW_CHAT_PATH, SHA, auth, chat, crumbs_of, new_traceparent, tags_of
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +63,10 @@ def test_full_error_tracking_flow_event(bugsink, gateway_factory, otlp_recorder)
     )
     header, trace_id, _ = new_traceparent()
 
-    response = chat(gateway.base_url, user="user_123", model="error-500", headers={"traceparent": header})
+    # The plain-httpx relay: its ProviderAPIError escapes unhandled (the SDK route is tests/e2e/test_sdk_stacks.py).
+    response = chat(
+        gateway.base_url, user="user_123", model="error-500", headers={"traceparent": header}, path=RAW_CHAT_PATH
+    )
 
     assert response.status_code == 500
     [event] = bugsink.wait_for_events(1)
@@ -86,7 +89,7 @@ def test_full_error_tracking_flow_event(bugsink, gateway_factory, otlp_recorder)
         "provider_error",
     )
     assert event["contexts"]["request"] == {
-        "endpoint": "/v1/chat/completions",
+        "endpoint": RAW_CHAT_PATH,
         "method": "POST",
         "model": "error-500",
         "provider": "openrouter",
@@ -172,7 +175,7 @@ def test_errors_inside_a_streamed_response_reach_bugsink_once_with_context(bugsi
 
     with httpx.stream(
         "POST",
-        f"{gateway.base_url}/v1/chat/completions",
+        f"{gateway.base_url}{RAW_CHAT_PATH}",
         headers=auth("streamer"),
         json={"model": "stream-error", "messages": [], "stream": True},
         timeout=30,
