@@ -56,7 +56,8 @@ class Route:
 
 
 ROUTES = {
-    "success": Route("success", "POST", "/v1/chat/completions", 200, CHAT_BODY),
+    # The plain-httpx relay, as before the SDK became the main chat route: results stay comparable.
+    "success": Route("success", "POST", "/v1/raw/chat/completions", 200, CHAT_BODY),
     # uvicorn closes the connection after an exception escaped the app (500 already sent), so
     # the error route asks for that up front: a reused, server-closed connection would fail.
     "error": Route("error", "GET", "/v1/errors/provider", 500, close=True),

@@ -1,14 +1,18 @@
 """Fast, in-process checks of the example gateway (no telemetry, no sockets).
 
-Both apps are reached through ``httpx.ASGITransport``, which re-raises an unhandled server
-exception, so each error kind is asserted as the class the app raised. The end-to-end tests
+Both apps are reached through ASGI transports, which re-raise an unhandled server exception,
+so each error kind is asserted as the class the app raised. The gateway's SDK client gets the
+transport of the HTTP library its SDK is built on (httpx2 for openai 3.x). The end-to-end tests
 drive the same app under ``opentelemetry-instrument``.
 """
 
+import importlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import openai
 import pytest
 
 from examples.gateway import app as gateway
@@ -25,13 +29,23 @@ pytestmark = pytest.mark.asyncio
 
 AUTH = {"Authorization": "Bearer gw_alice"}
 CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "say hi"}]}
+SDK, RAW = "/v1/chat/completions", "/v1/raw/chat/completions"
+# The HTTP library under the openai SDK (httpx2 for openai 3.x, httpx before).
+SDK_HTTP = importlib.import_module(openai.DefaultAsyncHttpxClient.__mro__[1].__module__.partition(".")[0])
 
 
 @contextmanager
 def _serve(transport: httpx.AsyncBaseTransport) -> Iterator[httpx.AsyncClient]:
-    """A client of the gateway, whose provider client is swapped for one on ``transport``."""
+    """A client of the gateway, whose provider clients (raw and SDK) are swapped for ones on the stub's app."""
     upstream = httpx.AsyncClient(transport=transport, base_url="http://provider.test", timeout=gateway.PROVIDER_TIMEOUT)
+    sdk = openai.AsyncOpenAI(
+        base_url="http://provider.test/v1",
+        api_key=gateway.PROVIDER_API_KEY,
+        max_retries=0,
+        http_client=openai.DefaultAsyncHttpxClient(transport=SDK_HTTP.ASGITransport(app=provider.app)),
+    )
     gateway.app.dependency_overrides[gateway.get_provider_client] = lambda: upstream
+    gateway.app.dependency_overrides[gateway.get_openai_client] = lambda: sdk
     try:
         yield httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.app), base_url="http://gateway.test")
     finally:
@@ -43,6 +57,12 @@ def client() -> Iterator[httpx.AsyncClient]:
     provider._received.clear()
     with _serve(httpx.ASGITransport(app=provider.app)) as client:
         yield client
+
+
+@pytest.fixture
+def stub() -> httpx.AsyncClient:
+    provider._received.clear()
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=provider.app), base_url="http://p")
 
 
 async def test_auth_required_and_user_derived_from_key(client: httpx.AsyncClient) -> None:
@@ -63,30 +83,130 @@ async def test_auth_required_and_user_derived_from_key(client: httpx.AsyncClient
     assert (await me("gw_free-1")).json()["plan"] == "free"
 
 
-async def test_chat_relays_provider_json_with_provider_key(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/chat/completions", headers=AUTH, json=CHAT)
-    assert response.status_code == 200
-    body = response.json()
-    assert body["choices"][0]["message"]["content"] == "Hello from the stub provider."
-    assert set(body["usage"]) >= {"prompt_tokens", "completion_tokens"}
-    assert gateway.PROVIDER_API_KEY not in response.text
+async def test_chat_relays_provider_json_with_provider_key(client: httpx.AsyncClient, stub: httpx.AsyncClient) -> None:
+    for path in (SDK, RAW):
+        response = await client.post(path, headers=AUTH, json=CHAT)
+        assert response.status_code == 200
+        body = response.json()
+        assert body["choices"][0]["message"]["content"] == "Hello from the stub provider."
+        assert set(body["usage"]) >= {"prompt_tokens", "completion_tokens"}
+        assert gateway.PROVIDER_API_KEY not in response.text
 
-    (await client.post("/v1/messages", headers=AUTH, json=CHAT)).raise_for_status()
-    stub = httpx.AsyncClient(transport=httpx.ASGITransport(app=provider.app), base_url="http://p")
     seen = (await stub.get("/_received")).json()
-    assert [r["path"] for r in seen] == ["/v1/chat/completions", "/v1/messages"]
-    assert seen[0]["headers"]["authorization"] == f"Bearer {gateway.PROVIDER_API_KEY}"
+    assert [r["path"] for r in seen] == ["/v1/chat/completions", "/v1/chat/completions"]
+    assert [r["headers"]["authorization"] for r in seen] == [f"Bearer {gateway.PROVIDER_API_KEY}"] * 2
+    assert "x-stainless-lang" in seen[0]["headers"]  # the first went through the openai SDK
     (await stub.delete("/_received")).raise_for_status()
     assert (await stub.get("/_received")).json() == []
 
 
-async def test_chat_stream_relays_sse_events(client: httpx.AsyncClient) -> None:
-    async with client.stream("POST", "/v1/chat/completions", headers=AUTH, json={**CHAT, "stream": True}) as response:
+@pytest.mark.parametrize("path", [SDK, RAW])
+async def test_chat_stream_relays_sse_events(client: httpx.AsyncClient, path: str) -> None:
+    async with client.stream("POST", path, headers=AUTH, json={**CHAT, "stream": True}) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = [e for e in (await response.aread()).decode().split("\n\n") if e]
     assert len(events) == 7  # 5 content chunks, usage, [DONE]
     assert all(e.startswith("data: ") for e in events)
+    assert json.loads(events[-2].removeprefix("data: "))["usage"]["completion_tokens"] == 5
     assert events[-1] == "data: [DONE]"
+
+
+@pytest.mark.parametrize(
+    ("model", "stream", "sdk_error"),
+    [
+        ("error-500", False, openai.InternalServerError),
+        ("error-500", True, openai.InternalServerError),
+        ("rate-limited", False, openai.RateLimitError),
+        ("error-401", False, openai.AuthenticationError),
+    ],
+)
+async def test_sdk_route_answers_provider_failures_502_from_the_sdk_error(
+    client: httpx.AsyncClient, model: str, stream: bool, sdk_error: type[Exception]
+) -> None:
+    body = {**CHAT, "model": model, "stream": stream}
+    response = await client.post(SDK, headers=AUTH, json=body)
+    assert (response.status_code, response.json()) == (502, {"detail": "OpenRouter unavailable"})
+    with pytest.raises(sdk_error):  # not mapped: the SDK's own exception escapes
+        await client.post(SDK, headers=AUTH, json=body, params={"mapped": "false"})
+
+
+@pytest.mark.parametrize("path", [SDK, RAW])
+async def test_the_apps_own_checks_come_first_on_every_chat_route(client: httpx.AsyncClient, path: str) -> None:
+    with pytest.raises(ValidationError, match="Invalid model parameter 'gpt-999'"):
+        await client.post(path, headers=AUTH, json={**CHAT, "model": "gpt-999"})
+    with pytest.raises(InsufficientCreditsError, match="User has 0 credits"):
+        await client.post(path, headers={"Authorization": "Bearer gw_broke"}, json=CHAT)
+    assert not provider._received
+
+
+async def test_messages_answers_501_without_the_anthropic_sdk(client: httpx.AsyncClient) -> None:
+    if gateway.anthropic is not None:
+        pytest.skip("anthropic is installed here (the e2e stack tests drive /v1/messages)")
+    response = await client.post("/v1/messages", headers=AUTH, json=CHAT)
+    assert response.status_code == 501
+    assert "pip install anthropic" in response.json()["detail"]
+
+
+def _sse(text: str) -> list[tuple[str, dict[str, object]]]:
+    events = []
+    for block in filter(None, text.split("\n\n")):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+async def test_stub_speaks_the_anthropic_messages_format(stub: httpx.AsyncClient) -> None:
+    body = {"model": "claude-x", "max_tokens": 50, "messages": [{"role": "user", "content": "say hi please"}]}
+    message = (await stub.post("/v1/messages", json=body)).json()
+    assert (message["type"], message["role"], message["stop_reason"]) == ("message", "assistant", "end_turn")
+    assert message["content"] == [{"type": "text", "text": "Hello from the stub provider."}]
+    assert message["usage"] == {"input_tokens": 3, "output_tokens": 5}
+    assert message["id"].startswith("msg_")
+
+    streamed = await stub.post("/v1/messages", json={**body, "stream": True})
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    events = _sse(streamed.text)
+    names = [name for name, _ in events]
+    assert names == [
+        "message_start",
+        "content_block_start",
+        "ping",
+        *["content_block_delta"] * 5,
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert all(data["type"] == name for name, data in events)
+    assert events[0][1]["message"]["usage"]["input_tokens"] == 3
+    assert "".join(data["delta"]["text"] for name, data in events if name == "content_block_delta") == (
+        "Hello from the stub provider."
+    )
+    assert events[-2][1]["usage"] == {"output_tokens": 5}
+
+
+@pytest.mark.parametrize(
+    ("model", "status", "kind"),
+    [("error-500", 500, "api_error"), ("rate-limited", 429, "rate_limit_error"), ("error-401", 401, None)],
+)
+async def test_stub_anthropic_failures_are_anthropic_error_bodies(
+    stub: httpx.AsyncClient, model: str, status: int, kind: str | None
+) -> None:
+    response = await stub.post(
+        "/v1/messages", json={"model": model, "max_tokens": 5, "messages": []}, headers={"x-api-key": "sk-ant-k"}
+    )
+    assert response.status_code == status
+    error = response.json()
+    assert error["type"] == "error"
+    assert error["error"]["type"] == (kind or "authentication_error")
+    if status == 401:
+        assert "sk-ant-k" in error["error"]["message"]  # echoed, as OpenAI's 401 does (the leak tests need it)
+
+
+async def test_stub_anthropic_stream_errors_break_off_after_two_deltas(stub: httpx.AsyncClient) -> None:
+    body = {"model": "stream-error", "max_tokens": 5, "messages": [], "stream": True}
+    events = _sse((await stub.post("/v1/messages", json=body)).text)
+    assert [name for name, _ in events][-3:] == ["content_block_delta", "content_block_delta", "error"]
+    assert events[-1][1]["error"]["type"] == "overloaded_error"
 
 
 @pytest.mark.parametrize(
@@ -101,17 +221,11 @@ async def test_chat_stream_relays_sse_events(client: httpx.AsyncClient) -> None:
         ("stream-error", True, ProviderAPIError, "stream interrupted"),
     ],
 )
-async def test_chat_failures_raise_spec_errors(
+async def test_raw_chat_failures_raise_spec_errors(
     client: httpx.AsyncClient, model: str, stream: bool, error: type[Exception], message: str
 ) -> None:
     with pytest.raises(error, match=message):
-        await client.post("/v1/chat/completions", headers=AUTH, json={**CHAT, "model": model, "stream": stream})
-
-
-async def test_broke_user_is_refused_before_the_provider(client: httpx.AsyncClient) -> None:
-    with pytest.raises(InsufficientCreditsError, match="User has 0 credits"):
-        await client.post("/v1/chat/completions", headers={"Authorization": "Bearer gw_broke"}, json=CHAT)
-    assert not provider._received
+        await client.post(RAW, headers=AUTH, json={**CHAT, "model": model, "stream": stream})
 
 
 async def test_provider_timeout_is_a_provider_error() -> None:
@@ -120,7 +234,7 @@ async def test_provider_timeout_is_a_provider_error() -> None:
 
     expected = f"OpenRouter API timeout after {gateway.PROVIDER_TIMEOUT:g}s"
     with _serve(httpx.MockTransport(timeout)) as client, pytest.raises(ProviderAPIError) as raised:
-        await client.post("/v1/chat/completions", headers=AUTH, json=CHAT)
+        await client.post(RAW, headers=AUTH, json=CHAT)
     assert str(raised.value) == expected
 
 

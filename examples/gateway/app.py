@@ -8,19 +8,29 @@ and the distro instruments FastAPI and httpx and installs the global exception h
 only says *who* (``set_user_context`` in the auth dependency), *what* (``set_request_context`` in
 the routes) and *how it got there* (breadcrumbs), and raises the spec's error kinds unhandled.
 
-Two ways to reach the provider: ``/v1/sdk/chat/completions`` goes through the official ``openai``
-SDK (async, streaming with ``stream_options`` usage; the SDK's own errors and retries), as real
-gateways are written; ``/v1/chat/completions`` and ``/v1/messages`` relay with plain httpx.
+The chat routes call the provider as real gateways do, through the official SDKs (their own
+errors and retries), and answer a provider failure with ``HTTPException(502)`` raised from the
+SDK's exception, as the real Gatewayz backend does (``?mapped=false`` lets the SDK's exception
+escape unhandled instead, a 500, as a gateway that maps nothing):
+
+- ``POST /v1/chat/completions``: the ``openai`` SDK (``AsyncOpenAI``; with ``stream``, SSE chunks
+  and the ``stream_options`` usage chunk);
+- ``POST /v1/messages``: the ``anthropic`` SDK (``AsyncAnthropic``, ``messages.create`` with or
+  without ``stream``), when anthropic is installed; a 501 otherwise;
+- ``POST /v1/raw/chat/completions``: the same chat relayed with plain httpx, for gateways that call
+  providers without an SDK; it raises the spec's error kinds (``ProviderAPIError``,
+  ``RateLimitExceeded``...) unhandled.
 
 Env (read at import): ``GATEWAY_PROVIDER_URL`` (default ``http://127.0.0.1:8001``),
 ``PROVIDER_API_KEY`` (sent upstream, never logged or returned), ``GATEWAY_PROVIDER_TIMEOUT``
-(seconds, default 30), ``GATEWAY_PROVIDER_RETRIES`` (the SDK's retries, default 2).
+(seconds, default 30), ``GATEWAY_PROVIDER_RETRIES`` (the SDKs' retries, default 2).
 
 Auth: ``Authorization: Bearer gw_<user_id>``; users are derived from the id (ids starting with
 ``broke`` have 0 credits, ids starting with ``free`` are on the free plan).
 """
 
 import hmac
+import importlib
 import logging
 import os
 import re
@@ -28,7 +38,7 @@ import uuid
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import openai
@@ -47,9 +57,14 @@ from .errors import (
     ValidationError,
 )
 
-__all__ = ["app", "get_current_user", "get_openai_client", "get_provider_client"]
+__all__ = ["app", "get_anthropic_client", "get_current_user", "get_openai_client", "get_provider_client"]
 
 logger = logging.getLogger(__name__)
+
+try:  # optional: without it, /v1/messages answers 501 (imported this way so type checks need no stubs)
+    anthropic: Any = importlib.import_module("anthropic")
+except ImportError:
+    anthropic = None
 
 
 def _env_seconds(name: str, default: float) -> float:
@@ -99,8 +114,9 @@ class ChatRequest(BaseModel):
 
 
 class MessagesRequest(ChatRequest):
-    """Anthropic-style body: same flow, routed to the anthropic provider by default."""
+    """Anthropic Messages body (``max_tokens`` is required upstream), for the anthropic provider by default."""
 
+    max_tokens: int = 1024
     provider: str = "anthropic"
 
 
@@ -143,8 +159,11 @@ async def get_provider_client() -> httpx.AsyncClient:
 _openai_client: openai.AsyncOpenAI | None = None
 
 
-def get_openai_client() -> openai.AsyncOpenAI:
-    """The official SDK's async client, created on first use (after the distro instrumented it)."""
+async def get_openai_client() -> openai.AsyncOpenAI:
+    """The official SDK's async client, created on first use (after the distro instrumented it).
+
+    A dependency (async, so it runs on the event loop) that tests can swap for one on the stub's app.
+    """
     global _openai_client
     if _openai_client is None:
         _openai_client = openai.AsyncOpenAI(
@@ -156,10 +175,28 @@ def get_openai_client() -> openai.AsyncOpenAI:
     return _openai_client
 
 
+_anthropic_client: Any = None
+
+
+async def get_anthropic_client() -> Any:
+    """The official ``anthropic`` SDK's async client, created on first use; 501 when it is not installed."""
+    global _anthropic_client
+    if anthropic is None:
+        raise HTTPException(status_code=501, detail="/v1/messages needs the anthropic SDK: pip install anthropic")
+    if _anthropic_client is None:
+        _anthropic_client = anthropic.AsyncAnthropic(
+            base_url=PROVIDER_URL,
+            api_key=PROVIDER_API_KEY,
+            timeout=PROVIDER_TIMEOUT,
+            max_retries=PROVIDER_RETRIES,
+        )
+    return _anthropic_client
+
+
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """Close the pooled provider clients on shutdown."""
-    global _client, _openai_client
+    global _client, _openai_client, _anthropic_client
     yield
     if _client is not None:
         await _client.aclose()
@@ -167,6 +204,9 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     if _openai_client is not None:
         await _openai_client.close()
         _openai_client = None
+    if _anthropic_client is not None:
+        await _anthropic_client.close()
+        _anthropic_client = None
 
 
 app = FastAPI(title="otel_gatewayz example gateway", lifespan=lifespan)
@@ -206,6 +246,11 @@ async def get_current_user(
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 ProviderClient = Annotated[httpx.AsyncClient, Depends(get_provider_client)]
+OpenAIClient = Annotated[openai.AsyncOpenAI, Depends(get_openai_client)]
+AnthropicClient = Annotated[Any, Depends(get_anthropic_client)]
+# ?mapped=false: the SDK's exception escapes unhandled (a 500) instead of the 502 real gateways answer.
+Mapped = Annotated[bool, Query()]
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 # --- inference ----------------------------------------------------------------------------------
 
@@ -297,9 +342,8 @@ def _completion_json(response: httpx.Response) -> dict[str, Any]:
     raise ValueError("Unexpected format in response")
 
 
-async def _chat(
-    body: ChatRequest, user: User, client: httpx.AsyncClient, endpoint: str
-) -> dict[str, Any] | StreamingResponse:
+def _begin_chat(body: ChatRequest, user: User, endpoint: str) -> None:
+    """What every chat route does before it calls the provider: context, breadcrumbs, the app's own checks."""
     set_request_context(
         endpoint=endpoint,
         method="POST",
@@ -317,47 +361,27 @@ async def _chat(
     add_breadcrumb("Rate limit check passed", category="rate_limit", data={"plan": user.plan})
     if user.credits <= 0:
         raise InsufficientCreditsError(f"User has {user.credits} credits")
-
-    payload = body.model_dump(exclude={"provider"})
     add_breadcrumb(
         "Calling provider",
         category="provider",
         data={"provider": body.provider, "model": body.model},
     )
-    response = await _send_upstream(client, endpoint, payload, body.provider, body.stream)
-    if body.stream:
-        if not response.headers.get("content-type", "").startswith("text/event-stream"):
-            await response.aclose()
-            raise ValueError("Unexpected format in response")
-        return StreamingResponse(
-            relay_stream(response),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-    data = _completion_json(response)
-    add_breadcrumb("Provider responded", category="provider", data={"status": response.status_code})
-    return data
 
 
-@app.post("/v1/chat/completions", response_model=None)
-async def chat_completions(
-    body: ChatRequest, user: CurrentUser, client: ProviderClient
-) -> dict[str, Any] | StreamingResponse:
-    """OpenAI-compatible chat completion, relayed to the provider (SSE when ``stream``)."""
-    return await _chat(body, user, client, "/v1/chat/completions")
-
-
-@app.post("/v1/messages", response_model=None)
-async def messages(
-    body: MessagesRequest, user: CurrentUser, client: ProviderClient
-) -> dict[str, Any] | StreamingResponse:
-    """Anthropic-style alias of chat completions."""
-    return await _chat(body, user, client, "/v1/messages")
+def _provider_failed(exc: Exception, provider: str, mapped: bool) -> NoReturn:
+    """An SDK's provider failure: a 502 raised from it (grouped as the provider error), or the exception itself."""
+    logger.warning("provider %s failed: %s", provider, type(exc).__name__)
+    if not mapped:
+        raise exc
+    raise HTTPException(status_code=502, detail=f"{_display(provider)} unavailable") from exc
 
 
 @capture_errors(operation="stream_chat")
-async def relay_sdk_stream(stream: Any) -> AsyncIterator[bytes]:
-    """Relay the SDK's parsed chunks as SSE, the usage chunk included, then ``[DONE]``."""
+async def relay_openai_stream(stream: Any) -> AsyncIterator[bytes]:
+    """Relay the SDK's parsed chunks as SSE, the usage chunk included, then ``[DONE]``.
+
+    Runs after the 200 went out, so a failure can only be recorded (the decorator) and the stream cut.
+    """
     try:
         async for chunk in stream:
             yield f"data: {chunk.model_dump_json(exclude_unset=True)}\n\n".encode()
@@ -366,40 +390,74 @@ async def relay_sdk_stream(stream: Any) -> AsyncIterator[bytes]:
     yield b"data: [DONE]\n\n"
 
 
-@app.post("/v1/sdk/chat/completions", response_model=None)
-async def sdk_chat_completions(
-    body: ChatRequest, user: CurrentUser, mapped: Annotated[bool, Query()] = False
+@app.post("/v1/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatRequest, user: CurrentUser, client: OpenAIClient, mapped: Mapped = True
 ) -> dict[str, Any] | StreamingResponse:
-    """Chat completion through the official ``openai`` SDK.
-
-    Its errors (``openai.APIError`` and subclasses, transport errors) escape unhandled; with
-    ``?mapped=true`` they are mapped to ``HTTPException(502)`` as the real Gatewayz backend does.
-    """
-    set_request_context(
-        endpoint="/v1/chat/completions", method="POST", model=body.model, provider=body.provider, stream=body.stream
-    )
-    add_breadcrumb("Chat request started", category="inference", data={"model": body.model, "stream": body.stream})
-    add_breadcrumb("Calling provider", category="provider", data={"provider": body.provider, "model": body.model})
+    """OpenAI-compatible chat completion through the official ``openai`` SDK (SSE when ``stream``)."""
+    _begin_chat(body, user, "/v1/chat/completions")
     payload = body.model_dump(exclude={"provider", "stream"})
-    client = get_openai_client()
     try:
         if body.stream:
             stream = await client.chat.completions.create(
                 **payload, stream=True, stream_options={"include_usage": True}
             )
-            return StreamingResponse(
-                relay_sdk_stream(stream),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
+            return StreamingResponse(relay_openai_stream(stream), media_type="text/event-stream", headers=SSE_HEADERS)
         completion = await client.chat.completions.create(**payload)
     except openai.APIError as exc:
-        if mapped:
-            raise HTTPException(status_code=502, detail=f"{_display(body.provider)} unavailable") from exc
-        raise
+        _provider_failed(exc, body.provider, mapped)
     add_breadcrumb("Provider responded", category="provider", data={"model": completion.model})
     result: dict[str, Any] = completion.model_dump(exclude_unset=True)
     return result
+
+
+@capture_errors(operation="stream_chat")
+async def relay_anthropic_stream(stream: Any) -> AsyncIterator[bytes]:
+    """Relay the SDK's parsed Messages events as Anthropic SSE (``event:`` names and ``data:``)."""
+    try:
+        async for event in stream:
+            yield f"event: {event.type}\ndata: {event.model_dump_json(exclude_unset=True)}\n\n".encode()
+    finally:
+        await stream.close()
+
+
+@app.post("/v1/messages", response_model=None)
+async def messages(
+    body: MessagesRequest, user: CurrentUser, client: AnthropicClient, mapped: Mapped = True
+) -> dict[str, Any] | StreamingResponse:
+    """Anthropic Messages API through the official ``anthropic`` SDK (SSE events when ``stream``)."""
+    _begin_chat(body, user, "/v1/messages")
+    payload = body.model_dump(exclude={"provider", "stream"})
+    try:
+        if body.stream:
+            stream = await client.messages.create(**payload, stream=True)
+            return StreamingResponse(
+                relay_anthropic_stream(stream), media_type="text/event-stream", headers=SSE_HEADERS
+            )
+        message = await client.messages.create(**payload)
+    except anthropic.APIError as exc:
+        _provider_failed(exc, body.provider, mapped)
+    add_breadcrumb("Provider responded", category="provider", data={"model": message.model})
+    result: dict[str, Any] = message.model_dump(exclude_unset=True)
+    return result
+
+
+@app.post("/v1/raw/chat/completions", response_model=None)
+async def raw_chat_completions(
+    body: ChatRequest, user: CurrentUser, client: ProviderClient
+) -> dict[str, Any] | StreamingResponse:
+    """The same chat relayed with plain httpx (no SDK); upstream failures raise the spec's error kinds."""
+    _begin_chat(body, user, "/v1/raw/chat/completions")
+    payload = body.model_dump(exclude={"provider"})
+    response = await _send_upstream(client, "/v1/chat/completions", payload, body.provider, body.stream)
+    if body.stream:
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            await response.aclose()
+            raise ValueError("Unexpected format in response")
+        return StreamingResponse(relay_stream(response), media_type="text/event-stream", headers=SSE_HEADERS)
+    data = _completion_json(response)
+    add_breadcrumb("Provider responded", category="provider", data={"status": response.status_code})
+    return data
 
 
 # --- account ------------------------------------------------------------------------------------

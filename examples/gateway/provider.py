@@ -1,4 +1,4 @@
-"""Stub OpenAI-compatible upstream provider for the example gateway.
+"""Stub upstream LLM provider for the example gateway: the OpenAI and the Anthropic wire formats.
 
 Run it with plain ``uvicorn examples.gateway.provider:app --port 8001`` (never instrumented): it
 stands in for a third-party LLM API. It records the headers of every request so end-to-end tests
@@ -7,8 +7,8 @@ can check which trace headers left the gateway, and the model name selects a fai
 =================  ==========================================================================
 model              behaviour
 =================  ==========================================================================
-(anything else)    200 completion JSON, or an SSE stream of chunks then ``data: [DONE]``
-``error-500``      500 with an OpenAI-style error body
+(anything else)    200 completion JSON, or an SSE stream of chunks
+``error-500``      500 with the format's error body
 ``error-401``      401 echoing the key it was sent, as OpenAI's error body does
 ``rate-limited``   429 with ``retry-after``
 ``slow``           sleeps ``PROVIDER_SLOW_SECONDS`` (default 60) before answering
@@ -17,22 +17,29 @@ model              behaviour
 ``stream-drop``    (stream) 2 chunks, then the connection is cut mid-body
 =================  ==========================================================================
 
-It speaks the OpenAI wire format (what the official ``openai`` SDK parses): completion JSON
-with ``usage``, SSE ``chat.completion.chunk`` events ending with a usage chunk (``choices: []``)
-and ``data: [DONE]``, and OpenAI-shaped error bodies. Ids are derived from the request body, so
-the same request gets the same bytes.
+``/v1/chat/completions`` speaks the OpenAI wire format (what the official ``openai`` SDK
+parses): completion JSON with ``usage``, SSE ``chat.completion.chunk`` events ending with a
+usage chunk (``choices: []``) and ``data: [DONE]``, and OpenAI-shaped error bodies.
+``/v1/messages`` speaks the Anthropic Messages format (what the official ``anthropic`` SDK
+parses): ``{"type": "message", ..., "usage": {"input_tokens", "output_tokens"}}``, SSE
+``message_start`` / ``content_block_start`` / ``ping`` / ``content_block_delta`` /
+``content_block_stop`` / ``message_delta`` (usage) / ``message_stop`` events, and
+``{"type": "error", "error": {...}}`` bodies. Ids are derived from the request body, so the
+same request gets the same bytes.
 
 Env: ``PROVIDER_CHUNK_DELAY`` (seconds between stream chunks, default 0.01),
-``PROVIDER_CREATED`` (a fixed ``created`` timestamp; default: now).
+``PROVIDER_CREATED`` (a fixed ``created`` timestamp; default: now), ``PROVIDER_REPLY`` (the
+completion's text, one chunk per word; default ``Hello from the stub provider.``).
 """
 
 import asyncio
 import hashlib
 import json
 import os
+import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -43,7 +50,8 @@ __all__ = ["app"]
 CHUNK_DELAY = float(os.environ.get("PROVIDER_CHUNK_DELAY", "0.01"))
 SLOW_SECONDS = float(os.environ.get("PROVIDER_SLOW_SECONDS", "60"))
 FIXED_CREATED = os.environ.get("PROVIDER_CREATED")
-REPLY_WORDS = ("Hello", " from", " the", " stub", " provider.")
+# One chunk per word, each with the whitespace before it: "Hello", " from", ...
+REPLY_WORDS = tuple(re.findall(r"\s*\S+", os.environ.get("PROVIDER_REPLY", "Hello from the stub provider.")))
 FAIL_AFTER_CHUNKS = 2  # where stream-error / stream-drop break off
 
 # Bounded so a long benchmark run cannot grow the stub without limit.
@@ -63,8 +71,8 @@ def _created() -> int:
     return int(FIXED_CREATED) if FIXED_CREATED else int(time.time())
 
 
-def _completion_id(body: dict[str, Any]) -> str:
-    return "chatcmpl-" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+def _completion_id(body: dict[str, Any], prefix: str = "chatcmpl-") -> str:
+    return prefix + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
@@ -72,13 +80,31 @@ def _error(status: int, message: str, kind: str, headers: dict[str, str] | None 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _usage(body: dict[str, Any]) -> dict[str, int]:
+_ANTHROPIC_KINDS = {400: "invalid_request_error", 401: "authentication_error", 429: "rate_limit_error"}
+
+
+def _anthropic_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
+    """The same failure in Anthropic's shape, its error type named as Anthropic names it."""
+    body = {"type": "error", "error": {"type": _ANTHROPIC_KINDS.get(status, "api_error"), "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    """Words in the messages' text (a string, or Anthropic-style text blocks)."""
     messages = body.get("messages")
-    prompt = (
-        sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, dict))
-        if isinstance(messages, list)
-        else 0
-    )
+    if not isinstance(messages, list):
+        return 0
+    words = 0
+    for message in messages:
+        content = message.get("content", "") if isinstance(message, dict) else ""
+        if isinstance(content, list):
+            content = " ".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
+        words += len(str(content).split())
+    return words
+
+
+def _usage(body: dict[str, Any]) -> dict[str, int]:
+    prompt = _prompt_tokens(body)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": len(REPLY_WORDS),
@@ -120,27 +146,39 @@ async def _stream(model: str, usage: dict[str, int], completion_id: str) -> Asyn
     yield b"data: [DONE]\n\n"
 
 
-async def _complete(request: Request) -> Response:
+ErrorBody = Callable[..., Response]
+
+
+async def _body_or_failure(request: Request, error: ErrorBody) -> dict[str, Any] | Response:
+    """The request's JSON body, or the answer of the failure mode its model selects (in ``error``'s format)."""
     _record(request)
     try:
         body = await request.json()
     except ValueError:
-        return _error(400, "body must be JSON", "invalid_request_error")
+        return error(400, "body must be JSON", "invalid_request_error")
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-        return _error(400, "'model' is required", "invalid_request_error")
+        return error(400, "'model' is required", "invalid_request_error")
     model: str = body["model"]
     if model == "slow":
         await asyncio.sleep(SLOW_SECONDS)
     if model == "error-500":
-        return _error(500, "internal error", "server_error")
+        return error(500, "internal error", "server_error")
     if model == "error-401":
         # As OpenAI answers a bad key: the key it was sent, echoed in the error body.
-        sent = request.headers.get("authorization", "").removeprefix("Bearer ")
-        return _error(401, f"Incorrect API key provided: {sent}.", "invalid_request_error")
+        sent = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        return error(401, f"Incorrect API key provided: {sent}.", "invalid_request_error")
     if model == "rate-limited":
-        return _error(429, "rate limit reached", "rate_limit_error", {"retry-after": "1"})
+        return error(429, "rate limit reached", "rate_limit_error", {"retry-after": "1"})
     if model == "bad-format":
         return PlainTextResponse("<html><body>502 Bad Gateway</body></html>")
+    return body
+
+
+async def _complete(request: Request) -> Response:
+    body = await _body_or_failure(request, _error)
+    if isinstance(body, Response):
+        return body
+    model: str = body["model"]
     usage = _usage(body)
     if body.get("stream") is True:
         return StreamingResponse(_stream(model, usage, _completion_id(body)), media_type="text/event-stream")
@@ -162,6 +200,59 @@ async def _complete(request: Request) -> Response:
     )
 
 
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
+
+
+def _message(
+    message_id: str, model: str, content: list[dict[str, Any]], stop: str | None, usage: dict[str, int]
+) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+
+
+async def _anthropic_stream(model: str, input_tokens: int, message_id: str) -> AsyncIterator[bytes]:
+    """The event sequence the Messages API streams, usage in ``message_start`` and ``message_delta``."""
+    start = _message(message_id, model, [], None, {"input_tokens": input_tokens, "output_tokens": 1})
+    yield _event("message_start", {"message": start})
+    yield _event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+    yield _event("ping", {})
+    for i, word in enumerate(REPLY_WORDS):
+        if i == FAIL_AFTER_CHUNKS and model == "stream-error":
+            yield _event("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
+            return
+        if i == FAIL_AFTER_CHUNKS and model == "stream-drop":
+            raise ConnectionAbortedError("stub provider dropped the stream")
+        yield _event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": word}})
+        await asyncio.sleep(CHUNK_DELAY)
+    yield _event("content_block_stop", {"index": 0})
+    delta = {"stop_reason": "end_turn", "stop_sequence": None}
+    yield _event("message_delta", {"delta": delta, "usage": {"output_tokens": len(REPLY_WORDS)}})
+    yield _event("message_stop", {})
+
+
+async def _anthropic_message(request: Request) -> Response:
+    body = await _body_or_failure(request, _anthropic_error)
+    if isinstance(body, Response):
+        return body
+    model: str = body["model"]
+    message_id = _completion_id(body, "msg_")
+    input_tokens = _prompt_tokens(body)
+    if body.get("stream") is True:
+        return StreamingResponse(_anthropic_stream(model, input_tokens, message_id), media_type="text/event-stream")
+    usage = {"input_tokens": input_tokens, "output_tokens": len(REPLY_WORDS)}
+    content = [{"type": "text", "text": "".join(REPLY_WORDS)}]
+    return JSONResponse(_message(message_id, model, content, "end_turn", usage))
+
+
 @app.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     """OpenAI-style completion."""
@@ -170,8 +261,8 @@ async def chat_completions(request: Request) -> Response:
 
 @app.post("/v1/messages")
 async def messages(request: Request) -> Response:
-    """Anthropic-style path; answers in the same OpenAI shape to keep the stub small."""
-    return await _complete(request)
+    """Anthropic Messages API."""
+    return await _anthropic_message(request)
 
 
 @app.get("/_received")

@@ -425,7 +425,9 @@ class Settings:
         default=False,
         on_error="content stays out",
         meaning="Let prompt and completion content (`gen_ai.prompt*`, `gen_ai.*.messages`, `llm.prompts`, "
-        "`content=` in request models' reprs) reach spans, events and logs. Off: redacted everywhere.",
+        "`content=` in request models' reprs) reach spans, events and logs; on, it also sets an unset "
+        "`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` to `span_only`, so the official GenAI "
+        "instrumentations record it. Off: redacted everywhere.",
     )
     console: bool = setting(
         sources=("GATEWAYZ_CONSOLE",),

@@ -26,7 +26,7 @@ from .._metrics.genai import GenAiMetrics
 from .._metrics.instruments import Instruments
 from .._safety.log import contained, log_once
 from .capture import ErrorCapturer
-from .grouping import UNMATCHED_ROUTE, ErrorGrouper, ErrorGrouping, route_of
+from .grouping import UNMATCHED_ROUTE, ErrorGrouper, ErrorGrouping, grouped_exception, route_of
 
 _CAPTURED_ATTR = "__otel_gatewayz_event_id__"
 _TRACE_ATTR = "__otel_gatewayz_trace_id__"
@@ -106,6 +106,13 @@ class ErrorRecorder:
             if server_error and not previous and getattr(exc, _WITHHELD_ATTR, False):
                 return self._send_withheld(exc, level, context, tags)
             return previous or None
+        cause = grouped_exception(exc)
+        if cause is not exc and hasattr(cause, _CAPTURED_ATTR):
+            # ``raise HTTPException(503) from exc`` after ``exc`` was recorded (``capture_errors``):
+            # one error, counted once; sent now if it was withheld as expected.
+            cause_event_id = self.record(cause, level=level, context=context, tags=tags, server_error=server_error)
+            _mark(exc, cause_event_id or "")
+            return cause_event_id
         state = current_state()
         event_id: str | None = None
         _mark(exc, "")

@@ -76,6 +76,10 @@ def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transpor
         return False
     # Our own error lines (a failing hook, a bad setting) are for the operator, not Sentry issues.
     ignore_logger("otel_gatewayz")
+    # Nor is the OTel API's "Failed to detach context": an instrumentation that ends its span in
+    # another task than the one that started it (the anthropic GenAI instrumentation, for every
+    # stream a StreamingResponse relays) would otherwise make each such request an error event.
+    ignore_logger("opentelemetry.context")
     if settings.profiles_sample_rate:
         start_profiler()  # a no-op in a process the session rate did not sample
         os.register_at_fork(after_in_child=start_profiler)  # forked workers profile themselves

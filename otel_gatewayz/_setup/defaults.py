@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
 
+from .._config.parsers import SettingError, parse_bool
+
 EXCLUDED_URLS = r"/(health|healthz|metrics)/?(\?.*)?$"
+# What the official GenAI instrumentations (opentelemetry-util-genai) capture when content is allowed.
+GENAI_CONTENT_ALLOWED = "span_only"
 
 
 def _otlp_exporter(env: Mapping[str, str], signal: str) -> str | None:
@@ -13,6 +17,13 @@ def _otlp_exporter(env: Mapping[str, str], signal: str) -> str | None:
         return None  # no collector configured: no OTLP exporter, so no retry noise
     protocol = env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
     return "otlp_proto_grpc" if protocol.strip().lower() == "grpc" else "otlp_proto_http"
+
+
+def _content_allowed(env: Mapping[str, str]) -> bool:
+    try:
+        return parse_bool(env.get("GATEWAYZ_CAPTURE_MESSAGE_CONTENT", "false"))
+    except SettingError:
+        return False  # the settings table names the bad value; content stays out
 
 
 def environment_defaults(env: Mapping[str, str]) -> dict[str, str]:
@@ -28,6 +39,12 @@ def environment_defaults(env: Mapping[str, str]) -> dict[str, str]:
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS": ",".join(filter(None, (EXCLUDED_URLS, general_excluded))),
         "OTEL_EXPORTER_PROMETHEUS_PORT": "9464",
+        # One switch for content: allowing it past our scrubber also asks the GenAI instrumentations for it.
+        **(
+            {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": GENAI_CONTENT_ALLOWED}
+            if _content_allowed(env)
+            else {}
+        ),
     }
 
 

@@ -6,12 +6,17 @@ import secrets
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
 T = TypeVar("T")
 SHA = "4322aec1234567890abcdef0123456789abcdef0"
+# The example's chat routes: the openai SDK's (the main one) and the plain-httpx relay.
+CHAT_PATH = "/v1/chat/completions"
+RAW_CHAT_PATH = "/v1/raw/chat/completions"
 
 
 def auth(user: str = "alice") -> dict[str, str]:
@@ -24,10 +29,22 @@ def new_traceparent() -> tuple[str, str, str]:
     return f"00-{trace_id}-{span_id}-01", trace_id, span_id
 
 
-def chat(base_url: str, user: str = "alice", timeout: float = 30.0, **body: Any) -> httpx.Response:
+def chat(
+    base_url: str, user: str = "alice", timeout: float = 30.0, path: str = CHAT_PATH, **body: Any
+) -> httpx.Response:
+    """POST a chat to the example gateway: through the openai SDK by default, ``path=RAW_CHAT_PATH`` for plain httpx."""
     headers = {**auth(user), **body.pop("headers", {})}
     payload = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}], **body}
-    return httpx.post(f"{base_url}/v1/chat/completions", json=payload, headers=headers, timeout=timeout)
+    return httpx.post(f"{base_url}{path}", json=payload, headers=headers, timeout=timeout)
+
+
+def build_stack(name: str) -> Path:
+    """The bin directory of a provider-SDK stack venv (``scripts/build-stack.sh``: built once, then cached)."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "build-stack.sh"
+    out = subprocess.run(["bash", str(script), name], capture_output=True, text=True, timeout=900, check=False)
+    if out.returncode != 0:
+        pytest.fail(f"stack {name} could not be built:\n{out.stderr[-3000:]}", pytrace=False)
+    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def eventually(probe: Callable[[], T | None], timeout: float = 15.0, what: str = "condition") -> T:

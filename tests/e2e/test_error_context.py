@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 
 import httpx
 import pytest
 
-from tests.e2e.helpers import SHA, auth, chat, crumbs_of, new_traceparent, tags_of
+from tests.e2e.helpers import RAW_CHAT_PATH, SHA, auth, chat, crumbs_of, new_traceparent, tags_of
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +65,10 @@ def test_full_error_tracking_flow_event(bugsink, gateway_factory, otlp_recorder)
     )
     header, trace_id, _ = new_traceparent()
 
-    response = chat(gateway.base_url, user="user_123", model="error-500", headers={"traceparent": header})
+    # The plain-httpx relay: its ProviderAPIError escapes unhandled (the SDK route is tests/e2e/test_sdk_stacks.py).
+    response = chat(
+        gateway.base_url, user="user_123", model="error-500", headers={"traceparent": header}, path=RAW_CHAT_PATH
+    )
 
     assert response.status_code == 500
     [event] = bugsink.wait_for_events(1)
@@ -86,7 +91,7 @@ def test_full_error_tracking_flow_event(bugsink, gateway_factory, otlp_recorder)
         "provider_error",
     )
     assert event["contexts"]["request"] == {
-        "endpoint": "/v1/chat/completions",
+        "endpoint": RAW_CHAT_PATH,
         "method": "POST",
         "model": "error-500",
         "provider": "openrouter",
@@ -172,7 +177,7 @@ def test_errors_inside_a_streamed_response_reach_bugsink_once_with_context(bugsi
 
     with httpx.stream(
         "POST",
-        f"{gateway.base_url}/v1/chat/completions",
+        f"{gateway.base_url}{RAW_CHAT_PATH}",
         headers=auth("streamer"),
         json={"model": "stream-error", "messages": [], "stream": True},
         timeout=30,
@@ -245,3 +250,29 @@ def test_http_4xx_are_not_events_and_production_drops_expected_4xx_but_never_a_5
     )
     assert any('error_type="RequestValidationError"' in line for line in counted)
     assert any('error_type="HTTPException"' in line and 'http_route="unmatched"' in line for line in counted)
+
+
+def test_expected_errors_answered_5xx_are_one_event_and_one_count_in_production(bugsink, gateway_factory):
+    """A validation error is expected (withheld from Sentry in production) only while it is answered 4xx."""
+    gateway = gateway_factory(
+        env={"SENTRY_DSN": bugsink.dsn, "RELEASE_SHA": SHA, "APP_ENV": "production"}, app="tests.e2e.withheld_app:app"
+    )
+
+    post = lambda path, **kwargs: httpx.post(f"{gateway.base_url}{path}", timeout=30, **kwargs)  # noqa: E731
+    assert post("/escaped", params={"amount": -1}).status_code == 500  # recorded by capture_errors, then escaped
+    assert post("/mapped", params={"amount": -1}).status_code == 503  # recorded, then HTTPException(503) from it
+    assert post("/handled", json={"amount": "x"}).status_code == 500  # RequestValidationError, answered 500
+    assert post("/rejected", params={"amount": -1}).status_code == 400  # recorded, answered 400: still expected
+
+    events = bugsink.wait_for_events(3)
+    time.sleep(1.0)  # nothing more arrives
+    assert bugsink.event_count() == 3
+    values = sorted(event["exception"]["values"][0]["value"] for event in events)
+    assert values[1:] == ["Invalid amount for escaped", "Invalid amount for mapped"], values
+    assert [event["fingerprint"][1] for event in events] == ["validation_error"] * 3
+    counted: dict[str, float] = {}
+    for line in httpx.get(gateway.metrics_url).text.splitlines():
+        if line.startswith("gatewayz_errors_total{"):
+            route = re.search(r'http_route="([^"]*)"', line)[1]
+            counted[route] = counted.get(route, 0) + float(line.rsplit(" ", 1)[1])
+    assert counted == {"/escaped": 1, "/mapped": 1, "/handled": 1, "/rejected": 1}

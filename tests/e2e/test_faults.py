@@ -23,7 +23,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.helpers import SHA, auth, eventually
+from tests.e2e.helpers import RAW_CHAT_PATH, SHA, auth, eventually
 from tests.servers.gateway import REPO_ROOT, base_env, venv_bin
 from tests.servers.ports import LOOPBACK, RefusedPort, free_port
 from tests.servers.processes import ManagedProcess
@@ -594,7 +594,7 @@ def test_a_collector_outage_counts_every_lost_metric_and_log_export_once_per_rea
         requests_as_healthy(gateway.base_url)
         for _ in range(6):  # the app logs a warning per failed provider call: log records to export
             httpx.post(
-                f"{gateway.base_url}/v1/chat/completions",
+                f"{gateway.base_url}{RAW_CHAT_PATH}",
                 headers=auth(),
                 json={"model": "error-500", "messages": [{"role": "user", "content": "hi"}]},
                 timeout=30,

@@ -26,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.helpers import SHA, auth, chat
+from tests.e2e.helpers import RAW_CHAT_PATH, SHA, auth, chat
 from tests.servers.collector import CollectorBuildFailed, CollectorServer, collector_binary
 from tests.servers.gateway import Gateway, GatewayFactory
 from tests.servers.prometheus import PrometheusFactory, PrometheusServer
@@ -171,7 +171,8 @@ def test_high_impact_errors_fire_on_the_eleventh(gateway_factory, collector, fle
     gateway = _gateway(gateway_factory, collector, service)
 
     def provoke(_: int) -> None:
-        assert chat(gateway.base_url, model="error-500").status_code == 500  # /chat/completions: high impact
+        # The plain-httpx relay: one unhandled 500 each, no SDK retries; /chat/completions: high impact.
+        assert chat(gateway.base_url, model="error-500", path=RAW_CHAT_PATH).status_code == 500
 
     firing = _near_miss_then_fire(
         fleet_prometheus,

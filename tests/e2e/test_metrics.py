@@ -303,7 +303,7 @@ def test_provider_latency_time_to_first_chunk_and_failures(gateway_factory):
     )
     with httpx.stream(
         "POST",
-        f"{gateway.base_url}/v1/chat/completions",
+        f"{gateway.base_url}/v1/raw/chat/completions",
         headers=auth(),
         json={"model": "gpt-4", "messages": [], "stream": True},
         timeout=30,
@@ -312,7 +312,7 @@ def test_provider_latency_time_to_first_chunk_and_failures(gateway_factory):
         response.read()
     assert (
         httpx.post(
-            f"{gateway.base_url}/v1/chat/completions",
+            f"{gateway.base_url}/v1/raw/chat/completions",
             headers=auth(),
             json={"model": "slow", "messages": []},
             timeout=30,

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.e2e.helpers import auth, chat, everything_that_left, leak_env
+from tests.e2e.helpers import CHAT_PATH, RAW_CHAT_PATH, auth, chat, everything_that_left, leak_env
 from tests.secret_corpus import secret_samples
 
 pytestmark = pytest.mark.e2e
@@ -100,7 +100,8 @@ def test_prompt_content_stays_out_unless_allowed(corpus_gateway, sentry_recorder
     gateway = corpus_gateway(GATEWAYZ_CAPTURE_MESSAGE_CONTENT="true" if allowed else "false")
 
     # The provider fails: the route's frame locals (the request body, with the prompt) reach Sentry.
-    response = chat(gateway.base_url, model="error-500", messages=[{"role": "user", "content": PROMPT}])
+    messages = [{"role": "user", "content": PROMPT}]
+    response = chat(gateway.base_url, model="error-500", messages=messages, path=RAW_CHAT_PATH)
     assert response.status_code == 500
     sentry_recorder.wait_for_events(1)
     time.sleep(1.0)
@@ -116,7 +117,8 @@ def test_a_provider_error_body_echoing_the_key_is_scrubbed_everywhere(corpus_gat
 
     for _ in range(2):
         response = httpx.post(
-            f"{gateway.base_url}/v1/sdk/chat/completions",
+            f"{gateway.base_url}{CHAT_PATH}",
+            params={"mapped": "false"},  # the SDK's exception escapes: its message is the event's
             headers=auth("planter"),
             timeout=30,
             json={"model": "error-401", "messages": [{"role": "user", "content": "hi"}]},
@@ -128,7 +130,7 @@ def test_a_provider_error_body_echoing_the_key_is_scrubbed_everywhere(corpus_gat
     values = [e["exception"]["values"][-1] for e in events]
     assert all("Incorrect API key provided: [REDACTED]" in v["value"] for v in values), values
     assert events[0]["fingerprint"] == events[1]["fingerprint"]  # the same error, one group
-    server = [s for s in otlp_recorder.spans() if s["kind"] == "SERVER" and "/v1/sdk/" in s["name"]]
+    server = [s for s in otlp_recorder.spans() if s["kind"] == "SERVER" and CHAT_PATH in s["name"]]
     messages = [e["attributes"].get("exception.message", "") for s in server for e in s["events"]]
     assert any("Incorrect API key provided: [REDACTED]" in m for m in messages), messages
     assert "Incorrect API key provided: [REDACTED]" in gateway.logs()  # uvicorn's traceback line

@@ -32,6 +32,13 @@ def test_excluded_urls_add_to_the_general_list():
     assert "OTEL_PYTHON_HTTPX_EXCLUDED_URLS" not in combined  # httpx reads the general list itself
 
 
+def test_allowing_message_content_asks_the_genai_instrumentations_for_it():
+    variable = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+    assert variable not in environment_defaults({})  # off by default: the instrumentations capture none
+    assert variable not in environment_defaults({"GATEWAYZ_CAPTURE_MESSAGE_CONTENT": "maybe"})
+    assert environment_defaults({"GATEWAYZ_CAPTURE_MESSAGE_CONTENT": "true"})[variable] == "span_only"
+
+
 def test_the_users_resource_attributes_win():
     env = {"OTEL_RESOURCE_ATTRIBUTES": "service.instance.id=pod-7,service.version=1.2.3"}
     attributes = resource_attributes(load_settings(env), env)

@@ -66,6 +66,15 @@ def _app(failed: tuple[tuple[int, int], ...]) -> tuple[FastAPI, InMemoryMetricRe
     async def maintenance() -> None:
         raise Maintenance("back soon")
 
+    @app.get("/recorded/{kind}")
+    async def recorded(kind: str) -> None:
+        error = APIError("Error code: 503 - overloaded") if kind == "provider" else ValidationError("bad model")
+        try:
+            raise error
+        except Exception as exc:
+            recorder.record(exc)  # as capture_errors does; a validation error is withheld in production
+            raise HTTPException(503, "unavailable") from exc
+
     @app.exception_handler(Maintenance)
     async def on_maintenance(request: Any, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": "maintenance"}, status_code=503)
@@ -129,6 +138,17 @@ async def test_an_error_answering_500_is_never_expected_in_production(captured):
     assert (await _get(app, "/validation")).status_code == 500
     [event] = captured
     assert event["fingerprint"] == ["ValidationError", "validation_error"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "counted"), [("provider", "APIError/provider_error"), ("validation", "ValidationError/validation_error")]
+)
+async def test_a_5xx_raised_from_a_recorded_error_is_that_error_once(captured, kind, counted):
+    app, reader = _app(((500, 599),))
+    assert (await _get(app, f"/recorded/{kind}")).status_code == 503
+    [event] = captured  # sent when recorded (provider), or when the 503 made the withheld one an error
+    assert type(event["exc"]).__name__ == counted.split("/")[0]
+    assert _errors_counted(reader) == {counted: 1}
 
 
 async def test_the_failed_status_codes_are_a_setting(captured):
