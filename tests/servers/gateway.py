@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from .lifecycle import Lifecycle, ProcessServer
 from .ports import LOOPBACK, free_port
-from .processes import ManagedProcess, retry_port_clash
+from .processes import ManagedProcess, ProcessDied, retry_port_clash
 
 __all__ = [
     "DEFAULT_APP",
@@ -79,7 +79,21 @@ class StubProvider(ProcessServer):
         self._process = retry_port_clash(self._launch)
         return self
 
-    def _launch(self) -> ManagedProcess:
+    def spawn(self) -> None:
+        """Start the process without waiting (the gateway boots meanwhile); then :meth:`wait_ready`."""
+        self._process = self._launch(wait=False)
+
+    def wait_ready(self) -> None:
+        """Wait for a spawned provider; one that died (its port got taken) is started again, waited for."""
+        assert self._process is not None
+        try:
+            self._process.wait_http(f"{self.url}/health", self.start_timeout)
+        except ProcessDied as err:
+            if "address already in use" not in err.logs.lower():
+                raise
+            self.start()
+
+    def _launch(self, wait: bool = True) -> ManagedProcess:
         self.port = free_port()
         argv = [
             str(self.bin_dir / "uvicorn"),
@@ -91,7 +105,7 @@ class StubProvider(ProcessServer):
         ]
         env = {**base_env(self.bin_dir), **self.env}
         process = ManagedProcess(argv, log_path=self.workdir / "provider.log", env=env, cwd=self.cwd)
-        return process.start(ready_url=f"{self.url}/health", ready_timeout=self.start_timeout)
+        return process.start(ready_url=f"{self.url}/health" if wait else None, ready_timeout=self.start_timeout)
 
 
 class Gateway(Lifecycle):
@@ -139,10 +153,17 @@ class Gateway(Lifecycle):
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Gateway:
+        """Both processes boot at once (each is seconds of imports); the gateway's provider URL is fixed first."""
         try:
             if self.provider is not None:
-                self.provider.start()
+                self.provider.spawn()
             self._process = retry_port_clash(self._launch)
+            if self.provider is not None:
+                port = self.provider.port
+                self.provider.wait_ready()
+                if self.provider.port != port:  # started again on another port: the gateway must follow
+                    self._process.stop()
+                    self._process = retry_port_clash(self._launch)
         except BaseException:
             self.stop()
             raise
