@@ -121,8 +121,8 @@ def code_state() -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    for path in sorted((REPO / "otel_gatewayz").glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted((REPO / "otel_gatewayz").rglob("*.py")):
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True

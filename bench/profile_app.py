@@ -120,7 +120,7 @@ def _thread_kind(name: str) -> str:
     if "sentry" in name.lower():
         return "sentry-sdk worker"
     if "otel_gatewayz" in name:
-        return "otel_gatewayz transactions"
+        return f"{name} (ours)"  # the error-event worker, the transaction sender, the metrics writer
     if "PeriodicExporting" in name or "Metric" in name:
         return "OTel metric reader"
     return f"other ({name})"
