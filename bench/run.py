@@ -102,65 +102,44 @@ def _find(results: list[Measurement], key: str, route: str) -> Measurement | Non
     return next((m for m in results if m.config.key == key and m.route == route and m.faults == "healthy"), None)
 
 
+def _target(tag: str, what: str, value: float, base: float, limit: float, strict: bool = False, digits: int = 3) -> str:
+    """One target line: ``value / base`` against ``limit`` (``<`` when ``strict``, else ``<=``)."""
+    ratio = value / base
+    verdict = "HOLDS" if (ratio < limit if strict else ratio <= limit) else "FAILS"
+    return f"  [{verdict}] {tag:<7} {what}: {value:.{digits}f} / {base:.{digits}f} ms = {ratio:.2f}x"
+
+
 def print_targets(results: list[Measurement], rss_growth: float | None) -> list[str]:
     lines = ["", "Targets (issue 7)"]
     for route in ROUTES:
         ours, otel = _find(results, "ours-100", route), _find(results, "otel-100", route)
         if ours and otel:
-            ratio = ours.cpu_ms / otel.cpu_ms
-            verdict = "HOLDS" if ratio <= TARGET_FULL else "FAILS"
-            lines.append(
-                f"  [{verdict}] {route:<7} ours@100% CPU/req <= {TARGET_FULL} x plain OTel@100%: "
-                f"{ours.cpu_ms:.3f} / {otel.cpu_ms:.3f} ms = {ratio:.2f}x"
-            )
+            what = f"ours@100% CPU/req <= {TARGET_FULL} x plain OTel@100%"
+            lines.append(_target(route, what, ours.cpu_ms, otel.cpu_ms, TARGET_FULL))
         ours, otel, sentry = (_find(results, k, route) for k in ("ours-prod", "otel-prod", "sentry-prod"))
         if ours and otel:
-            ratio = ours.cpu_ms / otel.cpu_ms
-            verdict = "HOLDS" if ratio <= TARGET_PROD else "FAILS"
-            lines.append(
-                f"  [{verdict}] {route:<7} ours@prod CPU/req <= {TARGET_PROD} x plain OTel@1%: "
-                f"{ours.cpu_ms:.3f} / {otel.cpu_ms:.3f} ms = {ratio:.2f}x"
-            )
+            what = f"ours@prod CPU/req <= {TARGET_PROD} x plain OTel@1%"
+            lines.append(_target(route, what, ours.cpu_ms, otel.cpu_ms, TARGET_PROD))
         if ours and sentry:
-            ratio = ours.cpu_ms / sentry.cpu_ms
-            verdict = "HOLDS" if ratio < 1.0 else "FAILS"
-            lines.append(
-                f"  [{verdict}] {route:<7} ours@prod CPU/req < sentry-sdk@1%: "
-                f"{ours.cpu_ms:.3f} / {sentry.cpu_ms:.3f} ms = {ratio:.2f}x"
-            )
+            lines.append(_target(route, "ours@prod CPU/req < sentry-sdk@1%", ours.cpu_ms, sentry.cpu_ms, 1.0, True))
     lines.append("Targets (issue 14; the error route is 1 fingerprint: past the budget of 10 it is a storm)")
     full, sentry, none, storm = (_find(results, k, "error") for k in ("ours-full", "sentry-prod", "none", "ours-prod"))
     if full and sentry:
-        ratio = full.cpu_ms / sentry.cpu_ms
-        verdict = "HOLDS" if ratio <= TARGET_FULL_EVENT else "FAILS"
-        lines.append(
-            f"  [{verdict}] error   ours, a full event each, CPU/req <= {TARGET_FULL_EVENT} x sentry-sdk@1%: "
-            f"{full.cpu_ms:.3f} / {sentry.cpu_ms:.3f} ms = {ratio:.2f}x"
-        )
+        what = f"ours, a full event each, CPU/req <= {TARGET_FULL_EVENT} x sentry-sdk@1%"
+        lines.append(_target("error", what, full.cpu_ms, sentry.cpu_ms, TARGET_FULL_EVENT))
     if storm and none:
-        ratio = storm.cpu_ms / none.cpu_ms
-        verdict = "HOLDS" if ratio <= TARGET_STORM else "FAILS"
-        lines.append(
-            f"  [{verdict}] storm   ours@prod CPU/error req <= {TARGET_STORM} x uninstrumented: "
-            f"{storm.cpu_ms:.3f} / {none.cpu_ms:.3f} ms = {ratio:.2f}x"
-        )
+        what = f"ours@prod CPU/error req <= {TARGET_STORM} x uninstrumented"
+        lines.append(_target("storm", what, storm.cpu_ms, none.cpu_ms, TARGET_STORM))
     for key in ("ours-prod", "ours-100"):
         calm, stormy = _find(results, key, "success"), _find(results, key, "storm")
         if calm and stormy:
-            ratio = stormy.extra["success_p99_ms"] / calm.p99_ms
-            verdict = "HOLDS" if ratio <= TARGET_STORM_P99 else "FAILS"
-            lines.append(
-                f"  [{verdict}] storm   {key}: p99 of the successes during the storm <= {TARGET_STORM_P99} x "
-                f"without errors: {stormy.extra['success_p99_ms']:.1f} / {calm.p99_ms:.1f} ms = {ratio:.2f}x"
-            )
+            what = f"{key}: p99 of the successes during the storm <= {TARGET_STORM_P99} x without errors"
+            during = stormy.extra["success_p99_ms"]
+            lines.append(_target("storm", what, during, calm.p99_ms, TARGET_STORM_P99, digits=1))
     ours, otel = _find(results, "ours-otlp", "success"), _find(results, "otel-100", "success")
     if ours and otel:
-        ratio = ours.cpu_ms / otel.cpu_ms
-        verdict = "HOLDS" if ratio <= TARGET_FULL else "FAILS"
-        lines.append(
-            f"  [{verdict}] success ours@100% via Sentry's OTLP intake CPU/req <= {TARGET_FULL} x plain OTel@100%: "
-            f"{ours.cpu_ms:.3f} / {otel.cpu_ms:.3f} ms = {ratio:.2f}x"
-        )
+        what = f"ours@100% via Sentry's OTLP intake CPU/req <= {TARGET_FULL} x plain OTel@100%"
+        lines.append(_target("success", what, ours.cpu_ms, otel.cpu_ms, TARGET_FULL))
     if rss_growth is None:
         lines.append(
             f"  [  -  ] RSS growth < {TARGET_RSS_MB:.0f} MB over {MEMORY_REQUESTS:,} requests: "
