@@ -1,27 +1,32 @@
 """What the request path keeps of an error for its Sentry event: cheap copies, built into an event later.
 
-On the request path an error costs its grouping, the counters and this capture: the exception
-(with its traceback), a snapshot of the request's state, the OTel context (trace and span ids,
-the caller's DSC), the locals of in-app frames as references, and an event id made up front so
-the 500 body can carry it. Rendering frames, locals and source, scrubbing and serialising run
-on the event worker's thread (``_sentry/errors.py``).
+On the request path an error costs its grouping, the counters and this capture: the exception's
+type, message and frames (file, function, line: no reference to the exception or its frames,
+so nothing they hold outlives the request), a bounded snapshot of the in-app frames' locals
+(``values.py``), a snapshot of the request's state, the OTel context (trace and span ids, the
+caller's DSC), and an event id made up front so the 500 body can carry it. Source context,
+objects' own ``repr``, scrubbing and serialising run on the event worker's thread
+(``_sentry/errors.py``).
 """
 
 from __future__ import annotations
 
 import os
-import uuid
+import random
+import time
 from collections import deque
 from dataclasses import dataclass, field
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
+from sentry_sdk.utils import get_error_message, get_type_module, get_type_name
 
 from .._context.state import MAX_BREADCRUMBS, RequestState
 from .storm import EventBudget
+from .values import snapshot
 
 # Frames walked per exception (sentry-sdk's MAX_STACK_FRAMES is 2000; a gateway's are ~40).
 MAX_FRAMES = 250
@@ -48,15 +53,21 @@ class InApp:
 
 @dataclass(frozen=True)
 class FrameCapture:
-    frame: FrameType
+    """What the event needs of a frame: no reference to it (nor, through it, to every local)."""
+
+    filename: str  # the code's file name, as Python has it
+    function: str
+    module: str | None
     lineno: int
     in_app: bool
-    local_vars: dict[str, Any] | None  # a shallow copy, in-app frames only
+    local_vars: dict[str, Any] | None  # a bounded snapshot (``values.snapshot``), in-app frames only
 
 
 @dataclass(frozen=True)
 class ExceptionCapture:
-    exc: BaseException
+    type_module: str | None
+    type_name: str | None
+    value: str
     frames: tuple[FrameCapture, ...]
 
 
@@ -76,6 +87,7 @@ class ErrorCapture:
     trace_ids: tuple[str, str] | None  # (trace_id, span_id) hex of the span current at capture
     suppressed: int = 0  # errors of this fingerprint suppressed since its previous full event
     extra: dict[str, Any] = field(default_factory=dict)
+    timestamp: float = field(default_factory=time.time)  # when it happened, not when its event was built
 
 
 class EventSink(Protocol):
@@ -85,7 +97,12 @@ class EventSink(Protocol):
 
 
 def new_event_id() -> str:
-    return uuid.uuid4().hex
+    """A random 128-bit hex id, as ``uuid4().hex`` is, without its syscall.
+
+    ``os.urandom`` lets go of the GIL, and the busy event worker then keeps the request waiting
+    for it: the id is a name, not a secret (``random`` is reseeded in a forked child).
+    """
+    return f"{random.getrandbits(128):032x}"
 
 
 def snapshot_state(state: RequestState | None) -> RequestState | None:
@@ -121,10 +138,28 @@ def _frames(tb: TracebackType | None, in_app: InApp, with_locals: bool) -> tuple
         code = frame.f_code
         if "__traceback_hide__" not in code.co_varnames:  # sentry-sdk's (and pytest's) marker
             is_app = in_app(code.co_filename)
-            local_vars = dict(frame.f_locals) if is_app and with_locals else None
-            frames.append(FrameCapture(frame, tb.tb_lineno, is_app, local_vars))
+            module = frame.f_globals.get("__name__")
+            frames.append(
+                FrameCapture(
+                    code.co_filename,
+                    code.co_name or "<unknown>",
+                    module if isinstance(module, str) else None,
+                    tb.tb_lineno,
+                    is_app,
+                    snapshot(frame.f_locals) if is_app and with_locals else None,
+                )
+            )
         tb = tb.tb_next
     return tuple(frames)
+
+
+def _exception(exc: BaseException, in_app: InApp, with_locals: bool) -> ExceptionCapture:
+    return ExceptionCapture(
+        get_type_module(type(exc)),
+        get_type_name(type(exc)),
+        get_error_message(exc),
+        _frames(exc.__traceback__, in_app, with_locals),
+    )
 
 
 def capture_error(
@@ -142,7 +177,7 @@ def capture_error(
     with_locals: bool,
     suppressed: int = 0,
 ) -> ErrorCapture:
-    chain = tuple(ExceptionCapture(e, _frames(e.__traceback__, in_app, with_locals)) for e in reversed(_chain(exc)))
+    chain = tuple(_exception(e, in_app, with_locals) for e in reversed(_chain(exc)))
     return ErrorCapture(
         event_id,
         chain,

@@ -7,14 +7,17 @@ header; a report of an error the recorder already handled (the server's own log 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry.context import Context
+from sentry_sdk.serializer import serialize
 
 from .._context.baggage import DscSource, transaction_name
 from .._context.state import RequestState, current_state
 from .._errors.grouping import ErrorGrouper
 from .._errors.recorder import already_recorded
+from .._errors.values import MAX_VALUE, bounded_repr
 from .._privacy.events import Event, scrub_event
 from .._privacy.scrubber import Scrubber
 from .._safety.log import contained, logger
@@ -78,6 +81,14 @@ def enrich_event(
     return event
 
 
+def json_safe(event: SentryEvent, scrub_text: Callable[[str], str]) -> SentryEvent:
+    """``event`` as sentry-sdk's serialiser writes it (NaN, objects, datetimes), every repr it makes scrubbed."""
+    safe = serialize(
+        cast("dict[str, Any]", event), custom_repr=lambda value: scrub_text(bounded_repr(value, MAX_VALUE))
+    )
+    return cast("SentryEvent", safe)
+
+
 class SentryHooks:
     """``before_send``, ``before_send_transaction`` and ``before_breadcrumb``, with what they use."""
 
@@ -96,6 +107,18 @@ class SentryHooks:
         self._send_pii = send_pii
 
     def before_send(self, sentry_event: SentryEvent, hint: Hint) -> SentryEvent | None:
+        """For events the SDK captured itself: what we add is added after its serialiser ran."""
+        prepared = self.prepare_event(sentry_event, hint)
+        if prepared is None:
+            return None
+        try:
+            return json_safe(prepared, self._scrubber.scrub_text)
+        except Exception:  # noqa: BLE001 - never send what we could not write
+            logger.exception("otel_gatewayz: serialising an event failed; the event is dropped")
+            return None
+
+    def prepare_event(self, sentry_event: SentryEvent, hint: Hint) -> SentryEvent | None:
+        """Enriched with the request's context, then scrubbed; None to drop it (a duplicate, a health check)."""
         event = cast(Event, sentry_event)
         capture = hint.get(CAPTURE_HINT)
         # Off the request path the capture carries the request's state and OTel context.

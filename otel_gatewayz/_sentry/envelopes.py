@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from sentry_sdk._types import Event
 
 
-def _static_fields(client: BaseClient) -> dict[str, Any]:
+def static_fields(client: BaseClient) -> dict[str, Any]:
     options = client.options
     fields: dict[str, Any] = {"platform": "python"}
     for key in ("release", "environment", "server_name", "dist"):
@@ -51,7 +51,7 @@ class TransactionEnvelopes:
 
     def __init__(self, client: BaseClient) -> None:
         self._client = client
-        self._static = _static_fields(client)
+        self._static = static_fields(client)
 
     def send(self, event: dict[str, Any]) -> str:
         event_id = uuid.uuid4().hex

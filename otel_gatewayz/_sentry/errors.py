@@ -1,9 +1,10 @@
 """The error-event worker: builds and sends Sentry error events off the request path.
 
 The recorder hands it an :class:`ErrorCapture`; one daemon thread builds the event (frames,
-source context, bounded locals), which then goes through the client's hooks (enrichment from
-the captured request snapshot, the captured trace's ids and DSC, scrubbing), serialisation and
-transport. The queue is bounded: when full the error is counted in
+source context, bounded locals) and hands it to ``send``: the setup's direct envelopes
+(``error_envelopes.py``: scopes, our hooks with the enrichment from the captured request
+snapshot, the captured trace's ids and DSC, and scrubbing, then the transport), or
+sentry-sdk's ``capture_event``. The queue is bounded: when full the error is counted in
 ``gatewayz_telemetry_dropped_total{signal="sentry",reason="error_queue_full"}``, never waited for.
 Once per budget window (and at shutdown) it sends what storm control suppressed: one summary
 event with the count per fingerprint, and the same counts as a client report.
@@ -15,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import sentry_sdk
@@ -39,7 +41,8 @@ MAX_SUMMARY_GROUPS = 50
 Send = Callable[[dict[str, Any], dict[str, Any]], str | None]
 
 
-def _capture_event(event: dict[str, Any], hint: dict[str, Any]) -> str | None:
+def sdk_capture_event(event: dict[str, Any], hint: dict[str, Any]) -> str | None:
+    """sentry-sdk's own path (scope, serialiser, ``before_send``); the setup normally sends directly."""
     return sentry_sdk.capture_event(event, hint=hint)  # type: ignore[arg-type]
 
 
@@ -59,6 +62,7 @@ def build_event(capture: ErrorCapture) -> dict[str, Any]:
     """The Sentry event for ``capture`` (before the client's hooks and scope)."""
     event: dict[str, Any] = {
         "event_id": capture.event_id,
+        "timestamp": datetime.fromtimestamp(capture.timestamp, timezone.utc),
         "level": capture.level,
         "exception": exception_interface(capture, MECHANISM),
         "fingerprint": list(capture.fingerprint),
@@ -99,7 +103,7 @@ class ErrorEventWorker:
         self,
         drops: DropCounter,
         budget: EventBudget | None,
-        send: Send = _capture_event,
+        send: Send = sdk_capture_event,
         record_lost: Callable[[int], None] = _record_lost,
         queue_size: int = QUEUE_SIZE,
         backlog: Callable[[], float] = _transport_backlog,
@@ -173,7 +177,7 @@ class ErrorEventWorker:
             if capture is not None:
                 self._wait_for_transport()
                 with contained("Sentry error event"):
-                    self._send(build_event(capture), {CAPTURE_HINT: capture, "exc_info": _exc_info(capture)})
+                    self._send(build_event(capture), {CAPTURE_HINT: capture})
                 capture = None
             if self.budget is not None and time.monotonic() >= self._next_summary:
                 self._next_summary = time.monotonic() + self.budget.window
@@ -187,8 +191,3 @@ class ErrorEventWorker:
         with contained("Sentry send queue"):
             while self._backlog() >= BACKPRESSURE and time.monotonic() < deadline:
                 time.sleep(0.01)
-
-
-def _exc_info(capture: ErrorCapture) -> tuple[Any, ...]:
-    exc = capture.chain[-1].exc
-    return (type(exc), exc, exc.__traceback__)

@@ -46,6 +46,7 @@ from .._safety.processors import ContainedSpanProcessor
 from .._sentry.client import init_sentry
 from .._sentry.enrichment import SentryHooks
 from .._sentry.envelopes import TransactionEnvelopes
+from .._sentry.error_envelopes import ErrorEnvelopes
 from .._sentry.errors import ErrorEventWorker
 from .._sentry.otlp_traces import OTLP, SIGNAL, sentry_otlp_exporter, traces_route
 from .._sentry.sessions import SessionAggregator, wrap_stack
@@ -69,15 +70,16 @@ def dsc_source(settings: Settings) -> DscSource:
     return DscSource(public_key, settings.release, settings.environment, rate)
 
 
-def _start_sentry(parts: Parts, dsc: DscSource) -> bool:
+def _start_sentry(parts: Parts, dsc: DscSource) -> SentryHooks | None:
+    """The client's hooks once the client started (None: Sentry is off)."""
     settings = parts.settings
     if not settings.sentry_enabled:
-        return False
+        return None
     hooks = SentryHooks(parts.scrubber, parts.grouper, settings.service_name, dsc, settings.send_default_pii)
     started = init_sentry(settings, hooks, CountingTransport.bound(parts.instruments.drops))
     if started and settings.spotlight:
         watch_spotlight(parts.instruments.drops)
-    return started
+    return hooks if started else None
 
 
 def _sessions(settings: Settings) -> SessionAggregator | None:
@@ -199,15 +201,19 @@ def build(
     if settings.log_correlation:
         install_log_correlation()
     dsc = dsc_source(settings)
-    sentry_active = False
+    hooks: SentryHooks | None = None
     sessions: SessionAggregator | None = None
     with contained("Sentry start-up"):
-        sentry_active = _start_sentry(parts, dsc)
-        sessions = _sessions(settings) if sentry_active else None
+        hooks = _start_sentry(parts, dsc)
+        sessions = _sessions(settings) if hooks is not None else None
+    sentry_active = hooks is not None
     error_events = None
-    if sentry_active:
+    if hooks is not None:
         budget = settings.error_event_budget
-        error_events = ErrorEventWorker(parts.instruments.drops, EventBudget(*budget) if budget else None)
+        envelopes = ErrorEnvelopes(sentry_sdk.get_client(), hooks.prepare_event, parts.scrubber.scrub_text)
+        error_events = ErrorEventWorker(
+            parts.instruments.drops, EventBudget(*budget) if budget else None, send=envelopes.send
+        )
         # At interpreter exit (a script, a worker without a lifespan): hand what is queued to the
         # SDK first. atexit runs last-registered first, so this runs before sentry-sdk's own flush.
         atexit.register(error_events.flush, settings.shutdown_timeout)

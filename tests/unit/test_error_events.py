@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
-from otel_gatewayz._errors.capture import ErrorCapturer, InApp, capture_error
+from otel_gatewayz._errors.capture import ErrorCapture, ErrorCapturer, InApp, capture_error
 from otel_gatewayz._errors.storm import EventBudget
+from otel_gatewayz._errors.values import MAX_VALUE, render
 from otel_gatewayz._sentry.errors import ErrorEventWorker, build_event
-from otel_gatewayz._sentry.frames import MAX_VALUE, render, source_context
+from otel_gatewayz._sentry.frames import source_context
 
 
 class Clock:
@@ -160,3 +163,58 @@ def test_the_summary_carries_the_suppressed_counts_and_a_client_report():
         "gatewayz_suppressed_total": 3,
     }
     assert lost == [3]
+
+
+class Rows(list):  # type: ignore[type-arg]
+    """A list that can be watched with a weak reference."""
+
+
+class SlowRepr:
+    calls = 0
+
+    def __repr__(self) -> str:
+        SlowRepr.calls += 1
+        return "SlowRepr()"
+
+
+def _fail_holding(rows: Rows, state: dict[str, str], slow: SlowRepr) -> None:
+    raise RuntimeError("failed over the rows")
+
+
+def _capture_failure(rows: Rows, state: dict[str, str], slow: SlowRepr) -> ErrorCapture:
+    try:
+        _fail_holding(rows, state, slow)
+    except RuntimeError as exc:
+        return capture_error(
+            exc,
+            event_id="b" * 32,
+            fingerprint=("RuntimeError",),
+            level="error",
+            handled=False,
+            tags={},
+            contexts={},
+            state=None,
+            trace_ids=None,
+            in_app=InApp(),
+            with_locals=True,
+        )
+    raise AssertionError("not raised")
+
+
+def test_a_capture_keeps_no_local_alive_and_shows_them_as_they_were():
+    """Containers are copied (bounded) at capture: a huge local dies with its request, not its event."""
+    rows, state, slow = Rows(str(i) for i in range(100_000)), {"phase": "sending"}, SlowRepr()
+    watched = weakref.ref(rows)
+    SlowRepr.calls = 0
+    capture = _capture_failure(rows, state, slow)
+    state["phase"] = "changed after the error"
+    del rows
+    gc.collect()  # the exception and this test's capturing frame form a cycle (its locals hold the exception)
+    assert watched() is None  # the capture keeps no reference to it
+    assert SlowRepr.calls == 0  # an object's own repr runs on the event worker, not the request path
+
+    frame = build_event(capture)["exception"]["values"][-1]["stacktrace"]["frames"][-1]
+    assert frame["function"] == "_fail_holding" and frame["context_line"].strip().startswith("raise RuntimeError")
+    assert frame["vars"]["rows"][:2] == ["'0'", "'1'"] and frame["vars"]["rows"][-1] == "... 99990 more"
+    assert frame["vars"]["state"] == {"phase": "'sending'"}
+    assert frame["vars"]["slow"] == "SlowRepr()" and SlowRepr.calls == 2  # in both frames that hold it

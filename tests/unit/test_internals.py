@@ -114,6 +114,33 @@ def test_sentry_transport_response_hook_and_queue():
         transport.kill()
 
 
+def test_sentry_transport_takes_our_gzip_level_from_its_experiments_option():
+    """``client.py`` sets ``_experiments.transport_compression_level``; the SDK's default is gzip -9."""
+    from sentry_sdk.transport import HttpTransport
+
+    from otel_gatewayz._sentry.client import COMPRESSION_LEVEL
+
+    options = {
+        "dsn": "https://key@127.0.0.1:9/1",
+        "transport_queue_size": 3,
+        "http_proxy": None,
+        "https_proxy": None,
+        "ca_certs": None,
+        "cert_file": None,
+        "key_file": None,
+        "proxy_headers": None,
+        "keep_alive": False,
+        "socket_options": None,
+        "send_client_reports": False,
+        "_experiments": {"transport_compression_level": COMPRESSION_LEVEL},
+    }
+    transport = HttpTransport(options)
+    try:
+        assert (transport._compression_algo, transport._compression_level) == ("gzip", COMPRESSION_LEVEL)
+    finally:
+        transport.kill()
+
+
 def _stream_class_swap_works(module: object) -> None:
     chunks = [b"a", b"b"]
     seen: list[str] = []

@@ -40,6 +40,17 @@ def test_event_scrubbing_keeps_ids_and_redacts_everything_else():
     assert event["exception"]["values"][0]["value"].endswith(KEY)  # the input is not modified
 
 
+def test_the_installed_modules_are_scrubbed_once_per_object_and_reported_every_time():
+    """sentry-sdk hands every event the same ``modules`` dict: scrubbed once; a new dict is scrubbed anew."""
+    scrubber = Scrubber()
+    modules = {"fastapi": "0.165.0", "leaky": f"1.0+{KEY}"}
+    first, second = (scrub_event({"modules": modules}, scrubber) for _ in range(2))
+    assert first["modules"] is second["modules"] and KEY not in repr(second)
+    assert first["extra"] == second["extra"] and second["extra"]["gatewayz_scrubbed"]["paths"] == ["modules.leaky"]
+    other = scrub_event({"modules": {"other": KEY}}, scrubber)
+    assert other["modules"] == {"other": MARKER} and other["extra"]["gatewayz_scrubbed"]["paths"] == ["modules.other"]
+
+
 def test_span_scrubbing_covers_name_attributes_events_links_and_status():
     exporter = InMemorySpanExporter()
     provider = TracerProvider()

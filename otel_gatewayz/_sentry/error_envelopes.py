@@ -1,0 +1,127 @@
+"""Error events sent as envelopes straight to the client's transport, without ``capture_event``.
+
+``capture_event`` runs every event through sentry-sdk's serialiser, a walk of the whole event
+as costly as our scrub and the largest single cost of an error event. Here the event gets what
+``capture_event`` gives it, in the SDK's order: the merged scopes (global, isolation, current:
+tags, contexts, user, and the integrations' event processors, such as modules, argv and
+dedupe), then release, environment, server name, SDK and platform, the SDK's event scrubber,
+then our hooks
+(enrichment, scrubbing), then one ``json.dumps`` in which an object JSON cannot hold becomes
+its bounded repr, scrubbed like any text. An event that still cannot be written (a NaN, an odd
+key, a reference cycle) goes through the SDK's serialiser after all, its reprs scrubbed too.
+Errors go through ``capture_event`` when ``sample_rate`` or ``ignore_errors`` is set, because
+this path does not implement them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, cast
+
+import sentry_sdk
+from sentry_sdk._types import AnnotatedValue
+from sentry_sdk.client import BaseClient
+from sentry_sdk.envelope import Envelope, Item, PayloadRef
+from sentry_sdk.integrations.dedupe import DedupeIntegration
+from sentry_sdk.utils import format_timestamp
+
+from .._errors.values import MAX_VALUE, bounded_repr
+from .._safety.log import log_once
+from .enrichment import json_safe
+from .envelopes import static_fields
+from .errors import Send, sdk_capture_event
+
+if TYPE_CHECKING:
+    from sentry_sdk._types import Event, Hint
+
+Prepare = Callable[["Event", "Hint"], "Event | None"]
+
+
+class ErrorEnvelopes:
+    """``send(event, hint)`` for the error-event worker: one event, one envelope."""
+
+    def __init__(
+        self,
+        client: BaseClient,
+        prepare: Prepare,
+        scrub_text: Callable[[str], str],
+        fallback: Send = sdk_capture_event,
+    ) -> None:
+        self._client = client
+        self._prepare = prepare
+        self._scrub_text = scrub_text
+        self._fallback = fallback
+        self._static = static_fields(client)
+        options = client.options
+        self._sdk_path = bool(options.get("ignore_errors")) or float(options.get("sample_rate", 1.0)) < 1.0
+
+    def send(self, event: dict[str, Any], hint: dict[str, Any]) -> str | None:
+        client = self._client
+        if self._sdk_path or not client.is_active():
+            return self._fallback(event, hint)
+        scope = sentry_sdk.get_global_scope().fork()
+        scope.update_from_scope(sentry_sdk.get_isolation_scope())
+        scope.update_from_scope(sentry_sdk.get_current_scope())
+        applied = scope.apply_to_event(cast("Event", event), hint, client.options)
+        if applied is None:  # an event processor (dedupe) dropped it
+            self._lost("event_processor")
+            return None
+        prepared = cast("dict[str, Any]", applied)
+        prepared.setdefault("event_id", uuid.uuid4().hex)  # the summary event has none yet
+        for key, value in self._static.items():
+            if prepared.get(key) is None:
+                prepared[key] = value
+        timestamp = prepared.get("timestamp") or datetime.now(timezone.utc)
+        prepared["timestamp"] = format_timestamp(timestamp) if isinstance(timestamp, datetime) else timestamp
+        event_scrubber = client.options.get("event_scrubber")
+        if event_scrubber is not None:  # the SDK's denylist (session cookies, PII keys), before ours
+            event_scrubber.scrub_event(prepared)
+        final = self._prepare(cast("Event", prepared), hint)
+        if final is None:
+            self._lost("before_send")
+            DedupeIntegration.reset_last_seen()  # as the SDK does, so a later copy is not taken for a repeat
+            return None
+        trace_context = final.get("contexts", {}).get("trace") or {}
+        dsc = trace_context.pop("dynamic_sampling_context", None)
+        try:
+            payload = self._dumps(final)
+        except (TypeError, ValueError, RecursionError) as exc:
+            log_once(
+                "error-envelope-serialiser",
+                logging.INFO,
+                "otel_gatewayz: an error event held a value JSON cannot write (%s); it went through sentry-sdk's "
+                "serialiser",
+                type(exc).__name__,
+            )
+            payload = self._dumps(json_safe(final, self._scrub_text))
+        event_id = str(final["event_id"])
+        headers: dict[str, object] = {"event_id": event_id, "sent_at": format_timestamp(datetime.now(timezone.utc))}
+        if dsc:
+            headers["trace"] = dsc
+        envelope = Envelope(headers=headers, items=[Item(payload=PayloadRef(bytes=payload), type="event")])
+        spotlight = getattr(client, "spotlight", None)
+        if spotlight is not None:
+            spotlight.capture_envelope(envelope)
+        if client.transport is not None:
+            client.transport.capture_envelope(envelope)
+        return event_id
+
+    def _dumps(self, event: Event) -> bytes:
+        return json.dumps(event, allow_nan=False, separators=(",", ":"), default=self._json_value).encode()
+
+    def _json_value(self, value: Any) -> Any:
+        """A value ``json`` cannot write: timestamps formatted, other objects as their bounded, scrubbed repr."""
+        if isinstance(value, datetime):
+            return format_timestamp(value)
+        if isinstance(value, AnnotatedValue):
+            return value.value  # what the SDK's scrubber left; its ``_meta`` note is not sent
+        return self._scrub_text(bounded_repr(value, MAX_VALUE))
+
+    def _lost(self, reason: str) -> None:
+        transport = self._client.transport
+        if transport is not None:
+            transport.record_lost_event(reason, data_category="error")
