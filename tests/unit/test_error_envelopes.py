@@ -119,17 +119,21 @@ def test_the_direct_envelope_holds_what_capture_event_would_send(client):
     assert STRIPE_KEY not in json.dumps(ours)  # the frame's local, scrubbed
 
 
-@pytest.mark.parametrize("direct", [True, False], ids=["direct", "sdk capture_event"])
-def test_an_object_json_cannot_hold_is_sent_as_its_scrubbed_repr(client, direct):
-    """Context is added after the SDK's serialiser ran: unserialised, one object lost the whole event."""
-    sdk_client, transport, hooks, scrubber = client
-    hint = _hint(_state(crumb=Opaque(), price=Decimal("0.25")))
+def _send(client: Any, direct: bool, hint: dict[str, Any]) -> None:
+    sdk_client, _transport, hooks, scrubber = client
     if direct:
         ErrorEnvelopes(sdk_client, hooks.prepare_event, scrubber.scrub_text, fallback=pytest.fail).send(
             build_event(hint[CAPTURE_HINT]), hint
         )
     else:
         sdk_capture_event(build_event(hint[CAPTURE_HINT]), hint)
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "sdk capture_event"])
+def test_an_object_json_cannot_hold_is_sent_as_its_scrubbed_repr(client, direct):
+    """Context is added after the SDK's serialiser ran: unserialised, one object lost the whole event."""
+    transport = client[1]
+    _send(client, direct, _hint(_state(crumb=Opaque(), price=Decimal("0.25"))))
     [event] = transport.payloads()
     assert event["breadcrumbs"]["values"][0]["data"]["value"].startswith("Opaque(token=")
     assert event["contexts"]["request"]["price"] == "Decimal('0.25')"
@@ -138,15 +142,9 @@ def test_an_object_json_cannot_hold_is_sent_as_its_scrubbed_repr(client, direct)
 
 @pytest.mark.parametrize("direct", [True, False], ids=["direct", "sdk capture_event"])
 def test_a_nan_goes_through_the_sdk_serialiser_and_is_not_lost(client, caplog, direct):
-    sdk_client, transport, hooks, scrubber = client
-    hint = _hint(_state(cost=float("nan")))
+    transport = client[1]
     with caplog.at_level(logging.INFO, logger="otel_gatewayz"):
-        if direct:
-            ErrorEnvelopes(sdk_client, hooks.prepare_event, scrubber.scrub_text, fallback=pytest.fail).send(
-                build_event(hint[CAPTURE_HINT]), hint
-            )
-        else:
-            sdk_capture_event(build_event(hint[CAPTURE_HINT]), hint)
+        _send(client, direct, _hint(_state(cost=float("nan"))))
     [event] = transport.payloads()
     assert event["contexts"]["request"]["cost"] == "nan"  # as the SDK's serialiser writes it
     assert STRIPE_KEY not in json.dumps(event)

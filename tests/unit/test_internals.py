@@ -87,27 +87,30 @@ def test_prometheus_reader_collector():
         REGISTRY.unregister(reader._collector)
 
 
+def _transport_options(experiments: dict[str, object]) -> dict[str, object]:
+    """What ``HttpTransport`` reads of the client options."""
+    return {
+        "dsn": "https://key@127.0.0.1:9/1",
+        "transport_queue_size": 3,
+        "http_proxy": None,
+        "https_proxy": None,
+        "ca_certs": None,
+        "cert_file": None,
+        "key_file": None,
+        "proxy_headers": None,
+        "keep_alive": False,
+        "socket_options": None,
+        "send_client_reports": False,
+        "_experiments": experiments,
+    }
+
+
 def test_sentry_transport_response_hook_and_queue():
     from sentry_sdk.transport import HttpTransport
 
     assert list(inspect.signature(HttpTransport._handle_response).parameters)[1:] == ["response", "envelope"]
     assert "on_dropped_event" in vars(HttpTransport) or hasattr(HttpTransport, "on_dropped_event")
-    transport = HttpTransport(
-        {
-            "dsn": "https://key@127.0.0.1:9/1",
-            "transport_queue_size": 3,
-            "http_proxy": None,
-            "https_proxy": None,
-            "ca_certs": None,
-            "cert_file": None,
-            "key_file": None,
-            "proxy_headers": None,
-            "keep_alive": False,
-            "socket_options": None,
-            "send_client_reports": False,
-            "_experiments": {},
-        }
-    )
+    transport = HttpTransport(_transport_options({}))
     try:
         assert transport._worker._queue.qsize() == 0
     finally:
@@ -120,21 +123,7 @@ def test_sentry_transport_takes_our_gzip_level_from_its_experiments_option():
 
     from otel_gatewayz._sentry.client import COMPRESSION_LEVEL
 
-    options = {
-        "dsn": "https://key@127.0.0.1:9/1",
-        "transport_queue_size": 3,
-        "http_proxy": None,
-        "https_proxy": None,
-        "ca_certs": None,
-        "cert_file": None,
-        "key_file": None,
-        "proxy_headers": None,
-        "keep_alive": False,
-        "socket_options": None,
-        "send_client_reports": False,
-        "_experiments": {"transport_compression_level": COMPRESSION_LEVEL},
-    }
-    transport = HttpTransport(options)
+    transport = HttpTransport(_transport_options({"transport_compression_level": COMPRESSION_LEVEL}))
     try:
         assert (transport._compression_algo, transport._compression_level) == ("gzip", COMPRESSION_LEVEL)
     finally:
