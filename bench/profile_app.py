@@ -203,6 +203,7 @@ def profile_one(
                 "--nonblocking",
                 "--threads",
                 "--full-filenames",
+                *(["--gil"] if args.gil else []),
             ],
             stdout=spy_log,
             stderr=subprocess.STDOUT,
@@ -232,6 +233,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument(
+        "--gil",
+        action="store_true",
+        help="sample only the thread holding the GIL: threads waiting for it (after a write, a wake-up) cost nothing",
+    )
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--analyse", type=Path, nargs="*", help="only analyse existing raw files")
     args = parser.parse_args()

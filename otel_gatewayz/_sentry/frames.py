@@ -53,7 +53,8 @@ def frame_dict(captured: FrameCapture, with_source: bool = True) -> dict[str, An
     if with_source and abs_path:
         pre, line, post = source_context(abs_path, captured.lineno)
         if line is not None:
-            out["pre_context"], out["context_line"], out["post_context"] = list(pre), line, list(post)
+            # The cached tuples themselves: the scrub knows them again (``_privacy/events.py``).
+            out["pre_context"], out["context_line"], out["post_context"] = pre, line, post
     if captured.local_vars is not None:
         out["vars"] = resolve(captured.local_vars)
     return out

@@ -51,6 +51,32 @@ def test_the_installed_modules_are_scrubbed_once_per_object_and_reported_every_t
     assert other["modules"] == {"other": MARKER} and other["extra"]["gatewayz_scrubbed"]["paths"] == ["modules.other"]
 
 
+def test_source_lines_are_scrubbed_once_per_line_and_reported_on_every_event():
+    """A hard-coded key in a frame's source: redacted (and its path reported) on each event, scanned once."""
+    scrubber = Scrubber()
+    pre, line = (f'API_KEY = "{KEY}"', "def call():"), "    raise ValueError(API_KEY)"
+
+    def event(pre_context: object) -> dict[str, object]:
+        frame = {"function": "call", "pre_context": pre_context, "context_line": line, "vars": {"token": KEY}}
+        return {"exception": {"values": [{"type": "ValueError", "value": KEY, "stacktrace": {"frames": [frame]}}]}}
+
+    first, second, as_list = (scrub_event(event(p), scrubber) for p in (pre, pre, list(pre)))
+    for scrubbed in (first, second, as_list):
+        assert KEY not in repr(scrubbed)
+        frame = scrubbed["exception"]["values"][0]["stacktrace"]["frames"][0]
+        assert frame["context_line"] == line and frame["vars"]["token"] == MARKER
+        assert list(frame["pre_context"]) == [f'API_KEY = "{MARKER}"', "def call():"]
+        assert set(scrubbed["extra"]["gatewayz_scrubbed"]["paths"]) == {
+            "exception.values[0].value",
+            "exception.values[0].stacktrace.frames[0].vars.token",
+            "exception.values[0].stacktrace.frames[0].pre_context[0]",
+        }
+    assert (
+        first["exception"]["values"][0]["stacktrace"]["frames"][0]["pre_context"]
+        is (second["exception"]["values"][0]["stacktrace"]["frames"][0]["pre_context"])
+    )  # the memo's copy
+
+
 def test_span_scrubbing_covers_name_attributes_events_links_and_status():
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
