@@ -130,12 +130,13 @@ def print_targets(results: list[Measurement], rss_growth: float | None) -> list[
     if storm and none:
         what = f"ours@prod CPU/error req <= {TARGET_STORM} x uninstrumented"
         lines.append(_target("storm", what, storm.cpu_ms, none.cpu_ms, TARGET_STORM))
-    for key in ("ours-prod", "ours-100"):
+    for key in ("ours-prod", "ours-100", "none"):
         calm, stormy = _find(results, key, "success"), _find(results, key, "storm")
         if calm and stormy:
             what = f"{key}: p99 of the successes during the storm <= {TARGET_STORM_P99} x without errors"
-            during = stormy.extra["success_p99_ms"]
-            lines.append(_target("storm", what, during, calm.p99_ms, TARGET_STORM_P99, digits=1))
+            line = _target("storm", what, stormy.extra["success_p99_ms"], calm.p99_ms, TARGET_STORM_P99, digits=1)
+            # The same two loads uninstrumented: what the errors themselves do to the successes' p99.
+            lines.append(line if key != "none" else line.replace("[HOLDS]", "[ ref ]").replace("[FAILS]", "[ ref ]"))
     ours, otel = _find(results, "ours-otlp", "success"), _find(results, "otel-100", "success")
     if ours and otel:
         what = f"ours@100% via Sentry's OTLP intake CPU/req <= {TARGET_FULL} x plain OTel@100%"
