@@ -17,7 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -51,8 +51,7 @@ class InApp:
         return known
 
 
-@dataclass(frozen=True)
-class FrameCapture:
+class FrameCapture(NamedTuple):
     """What the event needs of a frame: no reference to it (nor, through it, to every local)."""
 
     filename: str  # the code's file name, as Python has it
@@ -63,8 +62,7 @@ class FrameCapture:
     local_vars: dict[str, Any] | None  # a bounded snapshot (``values.snapshot``), in-app frames only
 
 
-@dataclass(frozen=True)
-class ExceptionCapture:
+class ExceptionCapture(NamedTuple):
     type_module: str | None
     type_name: str | None
     value: str
