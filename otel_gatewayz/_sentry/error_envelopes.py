@@ -5,12 +5,11 @@ as costly as our scrub and the largest single cost of an error event. Here the e
 ``capture_event`` gives it, in the SDK's order: the merged scopes (global, isolation, current:
 tags, contexts, user, and the integrations' event processors, such as modules, argv and
 dedupe), then release, environment, server name, SDK and platform, the SDK's event scrubber,
-then our hooks
-(enrichment, scrubbing), then one ``json.dumps`` in which an object JSON cannot hold becomes
-its bounded repr, scrubbed like any text. An event that still cannot be written (a NaN, an odd
-key, a reference cycle) goes through the SDK's serialiser after all, its reprs scrubbed too.
-Errors go through ``capture_event`` when ``sample_rate`` or ``ignore_errors`` is set, because
-this path does not implement them.
+then our hooks (enrichment, scrubbing), then one ``json.dumps`` in which an object JSON cannot
+hold becomes its bounded repr, scrubbed like any text. An event that still cannot be written
+(a NaN, an odd key, a reference cycle) goes through the SDK's serialiser after all, its reprs
+scrubbed too. ``sample_rate`` and ``ignore_errors``, which ``capture_event`` would apply, are
+options our client never sets.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from .._errors.values import MAX_VALUE, bounded_repr
 from .._safety.log import log_once
 from .enrichment import json_safe
 from .envelopes import static_fields
-from .errors import Send, sdk_capture_event
 
 if TYPE_CHECKING:
     from sentry_sdk._types import Event, Hint
@@ -49,20 +47,16 @@ class ErrorEnvelopes:
         client: BaseClient,
         prepare: Prepare,
         scrub_text: Callable[[str], str],
-        fallback: Send = sdk_capture_event,
     ) -> None:
         self._client = client
         self._prepare = prepare
         self._scrub_text = scrub_text
-        self._fallback = fallback
         self._static = static_fields(client)
-        options = client.options
-        self._sdk_path = bool(options.get("ignore_errors")) or float(options.get("sample_rate", 1.0)) < 1.0
 
     def send(self, event: dict[str, Any], hint: dict[str, Any]) -> str | None:
         client = self._client
-        if self._sdk_path or not client.is_active():
-            return self._fallback(event, hint)
+        if not client.is_active():  # closed (a late flush at exit): as ``capture_event`` would, nothing
+            return None
         scope = sentry_sdk.get_global_scope().fork()
         scope.update_from_scope(sentry_sdk.get_isolation_scope())
         scope.update_from_scope(sentry_sdk.get_current_scope())

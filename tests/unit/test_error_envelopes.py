@@ -101,7 +101,7 @@ def _hint(state: RequestState) -> dict[str, Any]:
 def test_the_direct_envelope_holds_what_capture_event_would_send(client):
     sdk_client, transport, hooks, scrubber = client
     hint = _hint(_state())
-    direct = ErrorEnvelopes(sdk_client, hooks.prepare_event, scrubber.scrub_text, fallback=pytest.fail)
+    direct = ErrorEnvelopes(sdk_client, hooks.prepare_event, scrubber.scrub_text)
     assert direct.send(build_event(hint[CAPTURE_HINT]), hint) == "c" * 32
     DedupeIntegration.reset_last_seen()  # the same exception, sent twice here
     assert sdk_capture_event(build_event(hint[CAPTURE_HINT]), hint) == "c" * 32
@@ -122,9 +122,7 @@ def test_the_direct_envelope_holds_what_capture_event_would_send(client):
 def _send(client: Any, direct: bool, hint: dict[str, Any]) -> None:
     sdk_client, _transport, hooks, scrubber = client
     if direct:
-        ErrorEnvelopes(sdk_client, hooks.prepare_event, scrubber.scrub_text, fallback=pytest.fail).send(
-            build_event(hint[CAPTURE_HINT]), hint
-        )
+        ErrorEnvelopes(sdk_client, hooks.prepare_event, scrubber.scrub_text).send(build_event(hint[CAPTURE_HINT]), hint)
     else:
         sdk_capture_event(build_event(hint[CAPTURE_HINT]), hint)
 
@@ -164,7 +162,7 @@ def test_a_dropped_event_is_reported_as_lost(client):
 def test_an_event_without_an_id_gets_one(client):
     """The suppressed-errors summary is built without one, as ``capture_event`` allows."""
     sdk_client, transport, hooks, scrubber = client
-    direct = ErrorEnvelopes(sdk_client, hooks.prepare_event, scrubber.scrub_text, fallback=pytest.fail)
+    direct = ErrorEnvelopes(sdk_client, hooks.prepare_event, scrubber.scrub_text)
     event_id = direct.send({"level": "warning", "message": "3 errors not sent in full"}, {})
     [payload] = transport.payloads()
     assert event_id and payload["event_id"] == event_id == transport.envelopes[0].headers["event_id"]
