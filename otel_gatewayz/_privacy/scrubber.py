@@ -507,10 +507,11 @@ class Scrubber:
             for key, item in value.items():
                 child = f"{path}.{key}" if path else str(key)
                 scalar = type(item) in _SCALARS  # exact types: never a Mapping, scrubbed as they are
+                text = type(item) is str
                 if (
                     isinstance(key, str)
                     and item not in (None, "", MARKER)
-                    and (scalar or not isinstance(item, Mapping))
+                    and (scalar or text or not isinstance(item, Mapping))
                 ):
                     kind = self._key_class(key)
                     if kind == 2 or (kind == 1 and isinstance(item, str) and self._entropy.is_high_entropy(item)):
@@ -523,10 +524,7 @@ class Scrubber:
                 if scalar:
                     result[key] = item
                 elif (
-                    type(item) is str
-                    and depth < 20
-                    and len(item) <= _CACHE_MAX_TEXT
-                    and item.lstrip()[:1] not in ("{", "[")
+                    text and depth < 20 and len(item) <= _CACHE_MAX_TEXT and item.lstrip()[:1] not in ("{", "[")
                 ):  # what ``self.scrub(item, ...)`` does with a short text, without the call
                     result[key], hit = self._clean_cached(item)
                     if hit and report is not None:
