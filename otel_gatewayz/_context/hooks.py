@@ -99,10 +99,11 @@ class ClientHooks:
         state = current_state()
         if state is not None:
             category = "provider" if state.request.get("provider") else "http"
+            measured_sdks = self._measured_sdks  # empty unless a GenAI instrumentation is on: no header read
             measured = (
                 category == "provider"
                 and not _uses_genai_span(span, state)
-                and (headers is None or _sdk_of(headers) not in self._measured_sdks)
+                and (headers is None or not measured_sdks or _sdk_of(headers) not in measured_sdks)
             )
             host_port = f"{host}:{port}" if port else host
             state.pending_calls[key] = (method, host_port, time.perf_counter(), category, measured)

@@ -34,12 +34,14 @@ class GenAiMetrics:
         return text if self._scrubber.scrub_text(text) == text else ""
 
     def call_attributes(self, request: Mapping[str, Any], error_type: str | None = None) -> dict[str, str]:
+        provider, model = self.label(request.get("provider")), self.label(request.get("model"))
+        providers, models = self._instruments.providers, self._instruments.models
         if error_type is None:  # the provider served this model: it may take a label slot
-            self._instruments.providers.admit(self.label(request.get("provider")))
-            self._instruments.models.admit(self.label(request.get("model")))
+            providers.admit(provider)
+            models.admit(model)
         attributes = {
-            "gen_ai.provider.name": self._instruments.providers(self.label(request.get("provider"))),
-            "gen_ai.request.model": self._instruments.models(self.label(request.get("model"))),
+            "gen_ai.provider.name": providers(provider),
+            "gen_ai.request.model": models(model),
             "gen_ai.operation.name": "chat",
         }
         if error_type:

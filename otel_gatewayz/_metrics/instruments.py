@@ -45,7 +45,7 @@ class BoundedValues:
 
     def admit(self, value: str | None) -> None:
         """Give ``value`` a slot if one is free (a provider served it)."""
-        if not self._fit(value) or value in self._seen:
+        if value in self._seen or not self._fit(value):  # only fit values are ever seen: the cheap test first
             return
         with self._lock:
             if len(self._seen) < self._limit:

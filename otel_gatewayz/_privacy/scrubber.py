@@ -123,6 +123,8 @@ _ANY_KEY = re.compile(r"(?<![\w.-])[A-Za-z_][\w.-]{0,80}?(?=\\?[\"']?[ \t]*(?::=
 _MAX_JSON_SCAN = 65_536
 _CACHE_SIZE = 4096
 _CACHE_MAX_TEXT = 512
+# Exact types of most attribute values: nothing to scrub in them, and no ABC check to find out.
+_SCALARS = frozenset({int, float, bool})
 
 _PAIR, _URL, _B64 = -1, -2, -3  # gate actions besides value rules
 
@@ -486,7 +488,7 @@ class Scrubber:
 
     def scrub(self, value: Any, report: ScrubReport | None = None, path: str = "", depth: int = 0) -> Any:
         """Return a scrubbed copy of ``value`` (dicts, lists, tuples, JSON strings, text)."""
-        if depth > 20:
+        if depth > 20 or type(value) in _SCALARS:
             return value
         if isinstance(value, str):
             stripped = value.lstrip()
@@ -500,11 +502,17 @@ class Scrubber:
                         cleaned = self.scrub(parsed, report, path, depth + 1)
                         return value if cleaned == parsed else json.dumps(cleaned)
             return self.scrub_text(value, report, path)
-        if isinstance(value, Mapping):
+        if type(value) is dict or isinstance(value, Mapping):
             result: dict[Any, Any] = {}
             for key, item in value.items():
                 child = f"{path}.{key}" if path else str(key)
-                if isinstance(key, str) and item not in (None, "", MARKER) and not isinstance(item, Mapping):
+                scalar = type(item) in _SCALARS  # exact types: never a Mapping, scrubbed as they are
+                text = type(item) is str
+                if (
+                    isinstance(key, str)
+                    and item not in (None, "", MARKER)
+                    and (scalar or text or not isinstance(item, Mapping))
+                ):
                     kind = self._key_class(key)
                     if kind == 2 or (kind == 1 and isinstance(item, str) and self._entropy.is_high_entropy(item)):
                         result[key] = [MARKER] * len(item) if isinstance(item, (list, tuple)) else MARKER
@@ -513,7 +521,16 @@ class Scrubber:
                         if report is not None:
                             report.add(child)
                         continue
-                result[key] = self.scrub(item, report, child, depth + 1)
+                if scalar:
+                    result[key] = item
+                elif (
+                    text and depth < 20 and len(item) <= _CACHE_MAX_TEXT and item.lstrip()[:1] not in ("{", "[")
+                ):  # what ``self.scrub(item, ...)`` does with a short text, without the call
+                    result[key], hit = self._clean_cached(item)
+                    if hit and report is not None:
+                        report.add(child)
+                else:
+                    result[key] = self.scrub(item, report, child, depth + 1)
             return result
         if isinstance(value, (list, tuple)):
             items = [self.scrub(item, report, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]

@@ -27,9 +27,21 @@ MAX_BUCKETS = 1440  # a day of minutes, should the transport stay down
 ASGIApp = Callable[..., Any]
 
 
+def _format_minute(start: float) -> str:
+    return datetime.fromtimestamp(start, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_last_minute: tuple[float, str] = (-1.0, "")
+
+
 def _minute(now: float) -> str:
-    started = datetime.fromtimestamp(now - now % 60, tz=timezone.utc)
-    return started.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The bucket key of ``now``'s minute; formatted once a minute, not once a request."""
+    global _last_minute
+    start = now - now % 60
+    last = _last_minute  # one read: another thread may swap in a newer pair meanwhile
+    if last[0] != start:
+        last = _last_minute = (start, _format_minute(start))
+    return last[1]
 
 
 class SessionAggregator:
