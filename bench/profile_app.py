@@ -14,7 +14,9 @@ The report attributes each sample three ways:
 * **owner**: the innermost frame that belongs to a package (stdlib frames are charged to the
   package that called into the stdlib: ``re.sub`` called from our scrubber is ours);
 * **on behalf of otel_gatewayz**: the sample has one of our frames anywhere on its stack
-  (so sentry-sdk serialising an event we asked for counts here, and under sentry_sdk as owner);
+  (so sentry-sdk serialising an event we asked for counts here, and under sentry_sdk as owner;
+  on the event loop our ASGI wrappers, such as the release-health sessions, sit above the app,
+  so there this line takes in the app's own work below them: read the owner line for ours);
 * **thread**: MainThread (the event loop serving requests) vs exporter threads;
 
 and lists our functions by inclusive share and the hottest leaf functions overall. Shares are
@@ -84,7 +86,7 @@ def owner_of(path: str) -> str | None:
         inside = path.split("/site-packages/", 1)[1]
         return next((owner for prefix, owner in _PACKAGES if inside.startswith(prefix)), "other")
     parts = path.split("/")
-    if len(parts) >= 2 and parts[-2] == "otel_gatewayz":
+    if "otel_gatewayz" in parts[:-1]:  # the package and its subpackages (``_privacy/``, ``_sentry/``...)
         return "otel_gatewayz"
     if len(parts) >= 3 and parts[-3:-1] == ["examples", "gateway"]:
         return "example app"

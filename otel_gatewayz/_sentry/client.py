@@ -69,7 +69,8 @@ def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transpor
             trace_propagation_targets=[],
             integrations=[
                 OTLPIntegration(setup_otlp_traces_exporter=False, setup_propagator=False, capture_exceptions=False),
-                DedupingLoggingIntegration(level=None, event_level=logging.ERROR),
+                # No Sentry Logs (``enable_logs`` is off): no handler looking at every log line for them.
+                DedupingLoggingIntegration(level=None, event_level=logging.ERROR, sentry_logs_level=None),
             ],
             before_send=hooks.before_send,
             before_send_transaction=hooks.before_send_transaction,
