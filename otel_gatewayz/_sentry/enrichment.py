@@ -81,11 +81,14 @@ def enrich_event(
     return event
 
 
+def scrubbed_repr(value: Any, scrub_text: Callable[[str], str]) -> str:
+    """A value JSON cannot hold, as Sentry gets it: its bounded repr, scrubbed like any text."""
+    return scrub_text(bounded_repr(value, MAX_VALUE))
+
+
 def json_safe(event: SentryEvent, scrub_text: Callable[[str], str]) -> SentryEvent:
     """``event`` as sentry-sdk's serialiser writes it (NaN, objects, datetimes), every repr it makes scrubbed."""
-    safe = serialize(
-        cast("dict[str, Any]", event), custom_repr=lambda value: scrub_text(bounded_repr(value, MAX_VALUE))
-    )
+    safe = serialize(cast("dict[str, Any]", event), custom_repr=lambda value: scrubbed_repr(value, scrub_text))
     return cast("SentryEvent", safe)
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sentry_sdk.client import BaseClient
 from sentry_sdk.consts import VERSION
-from sentry_sdk.envelope import Envelope
+from sentry_sdk.envelope import Envelope, Item, PayloadRef
 from sentry_sdk.utils import format_timestamp
 
 if TYPE_CHECKING:
@@ -42,12 +42,25 @@ def static_fields(client: BaseClient) -> dict[str, Any]:
 _RUNTIME = {"name": platform.python_implementation(), "version": platform.python_version(), "build": sys.version}
 
 
-class TransactionEnvelopes:
-    """Sends one finished transaction event as one envelope, through the client the setup started.
+def hand_over(client: BaseClient, event_id: str, dsc: dict[str, Any] | None, item: Item) -> None:
+    """One event's envelope, with the headers ``capture_event`` writes, to Spotlight and the transport.
 
     The client's ``spotlight`` (sentry-sdk's Spotlight forwarder) gets a copy, as ``capture_event``
     would give it; a test fails if that attribute moves.
     """
+    headers: dict[str, object] = {"event_id": event_id, "sent_at": format_timestamp(datetime.now(timezone.utc))}
+    if dsc:
+        headers["trace"] = dsc
+    envelope = Envelope(headers=headers, items=[item])
+    spotlight = getattr(client, "spotlight", None)
+    if spotlight is not None:
+        spotlight.capture_envelope(envelope)
+    if client.transport is not None:
+        client.transport.capture_envelope(envelope)
+
+
+class TransactionEnvelopes:
+    """Sends one finished transaction event as one envelope, through the client the setup started."""
 
     def __init__(self, client: BaseClient) -> None:
         self._client = client
@@ -58,18 +71,6 @@ class TransactionEnvelopes:
         event["event_id"] = event_id
         event.update(self._static)
         event["contexts"].setdefault("runtime", _RUNTIME)
-        headers: dict[str, object] = {
-            "event_id": event_id,
-            "sent_at": format_timestamp(datetime.now(timezone.utc)),
-        }
         dsc = event["contexts"]["trace"].pop("dynamic_sampling_context", None)
-        if dsc:
-            headers["trace"] = dsc
-        envelope = Envelope(headers=headers)
-        envelope.add_transaction(cast("Event", event))
-        spotlight = getattr(self._client, "spotlight", None)
-        if spotlight is not None:
-            spotlight.capture_envelope(envelope)
-        if self._client.transport is not None:
-            self._client.transport.capture_envelope(envelope)
+        hand_over(self._client, event_id, dsc, Item(payload=PayloadRef(json=cast("Event", event)), type="transaction"))
         return event_id

@@ -24,14 +24,13 @@ from typing import TYPE_CHECKING, Any, cast
 import sentry_sdk
 from sentry_sdk._types import AnnotatedValue
 from sentry_sdk.client import BaseClient
-from sentry_sdk.envelope import Envelope, Item, PayloadRef
+from sentry_sdk.envelope import Item, PayloadRef
 from sentry_sdk.integrations.dedupe import DedupeIntegration
 from sentry_sdk.utils import format_timestamp
 
-from .._errors.values import MAX_VALUE, bounded_repr
 from .._safety.log import log_once
-from .enrichment import json_safe
-from .envelopes import static_fields
+from .enrichment import json_safe, scrubbed_repr
+from .envelopes import hand_over, static_fields
 
 if TYPE_CHECKING:
     from sentry_sdk._types import Event, Hint
@@ -80,7 +79,7 @@ class ErrorEnvelopes:
             DedupeIntegration.reset_last_seen()  # as the SDK does, so a later copy is not taken for a repeat
             return None
         trace_context = final.get("contexts", {}).get("trace") or {}
-        dsc = trace_context.pop("dynamic_sampling_context", None)
+        dsc = cast("dict[str, Any] | None", trace_context.pop("dynamic_sampling_context", None))
         try:
             payload = self._dumps(final)
         except (TypeError, ValueError, RecursionError) as exc:
@@ -93,15 +92,7 @@ class ErrorEnvelopes:
             )
             payload = self._dumps(json_safe(final, self._scrub_text))
         event_id = str(final["event_id"])
-        headers: dict[str, object] = {"event_id": event_id, "sent_at": format_timestamp(datetime.now(timezone.utc))}
-        if dsc:
-            headers["trace"] = dsc
-        envelope = Envelope(headers=headers, items=[Item(payload=PayloadRef(bytes=payload), type="event")])
-        spotlight = getattr(client, "spotlight", None)
-        if spotlight is not None:
-            spotlight.capture_envelope(envelope)
-        if client.transport is not None:
-            client.transport.capture_envelope(envelope)
+        hand_over(client, event_id, dsc, Item(payload=PayloadRef(bytes=payload), type="event"))
         return event_id
 
     def _dumps(self, event: Event) -> bytes:
@@ -113,7 +104,7 @@ class ErrorEnvelopes:
             return format_timestamp(value)
         if isinstance(value, AnnotatedValue):
             return value.value  # what the SDK's scrubber left; its ``_meta`` note is not sent
-        return self._scrub_text(bounded_repr(value, MAX_VALUE))
+        return scrubbed_repr(value, self._scrub_text)
 
     def _lost(self, reason: str) -> None:
         transport = self._client.transport
