@@ -5,6 +5,7 @@ httpx and uvicorn)::
 
     python bench/run.py                 # default: 2000 chat + 1000 error requests per configuration (~5 min)
     python bench/run.py --quick         # smoke run: 300 + 150 requests
+    python bench/run.py --rounds 3      # every configuration 3 times, interleaved: median ratios
     python bench/run.py --memory        # RSS after warm-up vs after 50,000 requests (ours @100%)
     python bench/run.py --sentry-mode hang      # fault run: p99 of a faulty run vs a healthy one
     python bench/run.py --collector-down
@@ -28,9 +29,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -102,45 +105,75 @@ def _find(results: list[Measurement], key: str, route: str) -> Measurement | Non
     return next((m for m in results if m.config.key == key and m.route == route and m.faults == "healthy"), None)
 
 
-def _target(tag: str, what: str, value: float, base: float, limit: float, strict: bool = False, digits: int = 3) -> str:
-    """One target line: ``value / base`` against ``limit`` (``<`` when ``strict``, else ``<=``)."""
-    ratio = value / base
+Pick = Callable[[Measurement], float]
+
+
+def _cpu(m: Measurement) -> float:
+    return m.cpu_ms
+
+
+def _pairs(
+    rounds: list[list[Measurement]],
+    key: str,
+    base_key: str,
+    route: str,
+    base_route: str | None = None,
+    value: Pick = _cpu,
+    base: Pick = _cpu,
+) -> list[tuple[float, float]]:
+    """``(value, base)`` of every round that measured both: a ratio is only taken within a round."""
+    found = []
+    for results in rounds:
+        a, b = _find(results, key, route), _find(results, base_key, base_route or route)
+        if a and b:
+            found.append((value(a), base(b)))
+    return found
+
+
+def _target(
+    tag: str, what: str, pairs: list[tuple[float, float]], limit: float, strict: bool = False, digits: int = 3
+) -> str | None:
+    """One target line against ``limit`` (``<`` when ``strict``, else ``<=``): the median of the rounds' ratios."""
+    if not pairs:
+        return None
+    ratios = sorted(value / base for value, base in pairs)
+    ratio = statistics.median(ratios)
     verdict = "HOLDS" if (ratio < limit if strict else ratio <= limit) else "FAILS"
-    return f"  [{verdict}] {tag:<7} {what}: {value:.{digits}f} / {base:.{digits}f} ms = {ratio:.2f}x"
+    if len(pairs) == 1:
+        value, base = pairs[0]
+        return f"  [{verdict}] {tag:<7} {what}: {value:.{digits}f} / {base:.{digits}f} ms = {ratio:.2f}x"
+    spread = " ".join(f"{r:.2f}" for r in ratios)
+    return f"  [{verdict}] {tag:<7} {what}: median of {len(pairs)} rounds {ratio:.2f}x (rounds: {spread})"
 
 
-def print_targets(results: list[Measurement], rss_growth: float | None) -> list[str]:
+def print_targets(rounds: list[list[Measurement]], rss_growth: float | None) -> list[str]:
+    """The targets; with several rounds, each ratio is taken within a round and the median decides."""
     lines = ["", "Targets (issue 7)"]
+
+    def add(line: str | None) -> None:
+        if line is not None:
+            lines.append(line)
+
     for route in ROUTES:
-        ours, otel = _find(results, "ours-100", route), _find(results, "otel-100", route)
-        if ours and otel:
-            what = f"ours@100% CPU/req <= {TARGET_FULL} x plain OTel@100%"
-            lines.append(_target(route, what, ours.cpu_ms, otel.cpu_ms, TARGET_FULL))
-        ours, otel, sentry = (_find(results, k, route) for k in ("ours-prod", "otel-prod", "sentry-prod"))
-        if ours and otel:
-            what = f"ours@prod CPU/req <= {TARGET_PROD} x plain OTel@1%"
-            lines.append(_target(route, what, ours.cpu_ms, otel.cpu_ms, TARGET_PROD))
-        if ours and sentry:
-            lines.append(_target(route, "ours@prod CPU/req < sentry-sdk@1%", ours.cpu_ms, sentry.cpu_ms, 1.0, True))
+        what = f"ours@100% CPU/req <= {TARGET_FULL} x plain OTel@100%"
+        add(_target(route, what, _pairs(rounds, "ours-100", "otel-100", route), TARGET_FULL))
+        what = f"ours@prod CPU/req <= {TARGET_PROD} x plain OTel@1%"
+        add(_target(route, what, _pairs(rounds, "ours-prod", "otel-prod", route), TARGET_PROD))
+        what = "ours@prod CPU/req < sentry-sdk@1%"
+        add(_target(route, what, _pairs(rounds, "ours-prod", "sentry-prod", route), 1.0, True))
     lines.append("Targets (issue 14; the error route is 1 fingerprint: past the budget of 10 it is a storm)")
-    full, sentry, none, storm = (_find(results, k, "error") for k in ("ours-full", "sentry-prod", "none", "ours-prod"))
-    if full and sentry:
-        what = f"ours, a full event each, CPU/req <= {TARGET_FULL_EVENT} x sentry-sdk@1%"
-        lines.append(_target("error", what, full.cpu_ms, sentry.cpu_ms, TARGET_FULL_EVENT))
-    if storm and none:
-        what = f"ours@prod CPU/error req <= {TARGET_STORM} x uninstrumented"
-        lines.append(_target("storm", what, storm.cpu_ms, none.cpu_ms, TARGET_STORM))
+    what = f"ours, a full event each, CPU/req <= {TARGET_FULL_EVENT} x sentry-sdk@1%"
+    add(_target("error", what, _pairs(rounds, "ours-full", "sentry-prod", "error"), TARGET_FULL_EVENT))
+    what = f"ours@prod CPU/error req <= {TARGET_STORM} x uninstrumented"
+    add(_target("storm", what, _pairs(rounds, "ours-prod", "none", "error"), TARGET_STORM))
     for key in ("ours-prod", "ours-100", "none"):
-        calm, stormy = _find(results, key, "success"), _find(results, key, "storm")
-        if calm and stormy:
-            what = f"{key}: p99 of the successes during the storm <= {TARGET_STORM_P99} x without errors"
-            line = _target("storm", what, stormy.extra["success_p99_ms"], calm.p99_ms, TARGET_STORM_P99, digits=1)
-            # The same two loads uninstrumented: what the errors themselves do to the successes' p99.
-            lines.append(line if key != "none" else line.replace("[HOLDS]", "[ ref ]").replace("[FAILS]", "[ ref ]"))
-    ours, otel = _find(results, "ours-otlp", "success"), _find(results, "otel-100", "success")
-    if ours and otel:
-        what = f"ours@100% via Sentry's OTLP intake CPU/req <= {TARGET_FULL} x plain OTel@100%"
-        lines.append(_target("success", what, ours.cpu_ms, otel.cpu_ms, TARGET_FULL))
+        pairs = _pairs(rounds, key, key, "storm", "success", lambda m: m.extra["success_p99_ms"], lambda m: m.p99_ms)
+        what = f"{key}: p99 of the successes during the storm <= {TARGET_STORM_P99} x without errors"
+        line = _target("storm", what, pairs, TARGET_STORM_P99, digits=1)
+        # The same two loads uninstrumented: what the errors themselves do to the successes' p99.
+        add(line if key != "none" or line is None else line.replace("[HOLDS]", "[ ref ]").replace("[FAILS]", "[ ref ]"))
+    what = f"ours@100% via Sentry's OTLP intake CPU/req <= {TARGET_FULL} x plain OTel@100%"
+    add(_target("success", what, _pairs(rounds, "ours-otlp", "otel-100", "success"), TARGET_FULL))
     if rss_growth is None:
         lines.append(
             f"  [  -  ] RSS growth < {TARGET_RSS_MB:.0f} MB over {MEMORY_REQUESTS:,} requests: "
@@ -153,6 +186,20 @@ def print_targets(results: list[Measurement], rss_growth: float | None) -> list[
         )
     print("\n".join(lines))
     return lines
+
+
+def median_results(rounds: list[list[Measurement]]) -> list[Measurement]:
+    """Per configuration and load, the round with the median CPU/request (the lower one of an even count)."""
+    merged = []
+    for first in rounds[0]:
+        same = [
+            m
+            for results in rounds
+            for m in results
+            if (m.config.key, m.route, m.faults) == (first.config.key, first.route, first.faults)
+        ]
+        merged.append(sorted(same, key=_cpu)[(len(same) - 1) // 2])
+    return merged
 
 
 def run_configs(
@@ -326,6 +373,13 @@ def main() -> None:
         help="pace the load: start this many requests a second (still at most --concurrency in "
         "flight) instead of back to back; measures latency below saturation",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every configuration this many times, interleaved; a target is the median of the "
+        "ratios taken within each round (this machine's CPU/request drifts by 10-20%% between runs)",
+    )
     parser.add_argument("--no-scenarios", dest="scenarios", action="store_false", help="skip the mix and storm loads")
     parser.add_argument("--huge-locals", action="store_true", help="an error with a huge local vs a small one")
     parser.add_argument("--memory", action="store_true", help=f"RSS growth over {MEMORY_REQUESTS:,} requests")
@@ -343,6 +397,8 @@ def main() -> None:
         args.requests = 300 if args.quick else 2000
     if args.error_requests is None:
         args.error_requests = max(1, args.requests // 2)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     if args.warmup is None:
         args.warmup = 100 if args.quick else 300
 
@@ -377,16 +433,21 @@ def main() -> None:
             growth = memory_run(args, provider, sinks, workdir)
             print_targets([], growth)
             return
-        results = run_configs(keys, args, provider, sinks, workdir)
+        rounds = []
+        for number in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f" round {number} of {args.rounds}", file=sys.stderr, flush=True)
+            rounds.append(run_configs(keys, args, provider, sinks, workdir))
         pace = f"paced at {args.rps:g} req/s" if args.rps else "back to back"
+        medians = f", the median round by CPU of {args.rounds}" if args.rounds > 1 else ""
         print_table(
-            results,
+            median_results(rounds),
             f"otel_gatewayz benchmark: {args.requests} chat / {args.error_requests} error "
             f"requests, {pace}, at most "
             f"{args.concurrency} in flight, {harness.os.cpu_count()} CPUs, example gateway + "
-            f"stub provider on loopback",
+            f"stub provider on loopback{medians}",
         )
-        print_targets(results, None)
+        print_targets(rounds, None)
     finally:
         provider.close()
         sinks.close()
