@@ -9,12 +9,10 @@ from typing import Any
 
 import pytest
 import sentry_sdk
-from sentry_sdk.envelope import Envelope
 from sentry_sdk.integrations.argv import ArgvIntegration
 from sentry_sdk.integrations.dedupe import DedupeIntegration
 from sentry_sdk.integrations.modules import ModulesIntegration
 from sentry_sdk.integrations.stdlib import StdlibIntegration
-from sentry_sdk.transport import Transport
 
 from otel_gatewayz._context.state import RequestState, new_breadcrumb
 from otel_gatewayz._errors.capture import InApp, capture_error
@@ -23,20 +21,9 @@ from otel_gatewayz._privacy.scrubber import Scrubber
 from otel_gatewayz._sentry.enrichment import SentryHooks
 from otel_gatewayz._sentry.error_envelopes import ErrorEnvelopes
 from otel_gatewayz._sentry.errors import CAPTURE_HINT, build_event, sdk_capture_event
+from tests.unit.test_trace_routes import Recording
 
 STRIPE_KEY = "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
-
-
-class Recording(Transport):
-    def __init__(self, options: Any = None) -> None:
-        super().__init__(options)
-        self.envelopes: list[Envelope] = []
-
-    def capture_envelope(self, envelope: Envelope) -> None:
-        self.envelopes.append(envelope)
-
-    def payloads(self) -> list[dict[str, Any]]:
-        return [json.loads(item.get_bytes()) for envelope in self.envelopes for item in envelope.items]
 
 
 class Opaque:

@@ -72,23 +72,28 @@ def _raise(api_key: str) -> None:
     raise ValueError(f"bad payload of {len(payload['data'])}")
 
 
+def _unhandled(exc: BaseException, event_id: str, trace_ids: tuple[str, str] | None) -> ErrorCapture:
+    """An unhandled error's capture with locals, fingerprinted by its type."""
+    return capture_error(
+        exc,
+        event_id=event_id,
+        fingerprint=(type(exc).__name__,),
+        level="error",
+        handled=False,
+        tags={},
+        contexts={},
+        state=None,
+        trace_ids=trace_ids,
+        in_app=InApp(),
+        with_locals=True,
+    )
+
+
 def _captured(event_id: str = "a" * 32):
     try:
         _raise("sk-secret")
     except ValueError as exc:
-        return capture_error(
-            exc,
-            event_id=event_id,
-            fingerprint=("ValueError",),
-            level="error",
-            handled=False,
-            tags={},
-            contexts={},
-            state=None,
-            trace_ids=("1" * 32, "2" * 16),
-            in_app=InApp(),
-            with_locals=True,
-        )
+        return _unhandled(exc, event_id, ("1" * 32, "2" * 16))
 
 
 def test_the_event_carries_ids_fingerprint_trace_and_in_app_locals_only():
@@ -185,19 +190,7 @@ def _capture_failure(rows: Rows, state: dict[str, str], slow: SlowRepr) -> Error
     try:
         _fail_holding(rows, state, slow)
     except RuntimeError as exc:
-        return capture_error(
-            exc,
-            event_id="b" * 32,
-            fingerprint=("RuntimeError",),
-            level="error",
-            handled=False,
-            tags={},
-            contexts={},
-            state=None,
-            trace_ids=None,
-            in_app=InApp(),
-            with_locals=True,
-        )
+        return _unhandled(exc, "b" * 32, None)
     raise AssertionError("not raised")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import sentry_sdk
@@ -37,7 +38,9 @@ def test_a_span_is_scrubbed_once_whichever_sender_asks_first(monkeypatch):
     assert client.attributes["url.full"].endswith("key=secret")  # the SDK's span is left as it was
 
 
-class _Recording(Transport):
+class Recording(Transport):
+    """A Sentry transport that keeps what it is handed."""
+
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
         self.envelopes: list[Envelope] = []
@@ -45,9 +48,12 @@ class _Recording(Transport):
     def capture_envelope(self, envelope: Envelope) -> None:
         self.envelopes.append(envelope)
 
+    def payloads(self) -> list[dict[str, Any]]:
+        return [json.loads(item.get_bytes()) for envelope in self.envelopes for item in envelope.items]
+
 
 def test_a_transaction_envelope_carries_what_capture_event_would_add_and_the_dsc_header():
-    transport = _Recording()
+    transport = Recording()
     client = sentry_sdk.Client(
         dsn="http://public@127.0.0.1:9/1", transport=transport, release="api@abc", environment="staging"
     )
