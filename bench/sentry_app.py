@@ -24,13 +24,17 @@ import types
 from typing import Any
 
 import sentry_sdk
+import sentry_sdk.consts
 
+# PII off, as ours: sentry-sdk 2's ``send_default_pii``; 3.x replaced it with ``data_collection``,
+# whose defaults are left as a 3.x user gets them (what native 3.x sends by default is the reference).
+_PII_OFF: dict[str, Any] = {"send_default_pii": False} if sentry_sdk.consts.VERSION.startswith("2.") else {}
 sentry_sdk.init(
     dsn=os.environ["BENCH_SENTRY_DSN"],
     traces_sample_rate=float(os.environ.get("BENCH_SENTRY_RATE", "1.0")),
     environment=os.environ.get("APP_ENV", "production"),
     release="gatewayz-api@bench",
-    send_default_pii=False,
+    **_PII_OFF,
 )
 
 

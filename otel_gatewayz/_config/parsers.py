@@ -113,7 +113,7 @@ def parse_spotlight(raw: str) -> bool | str:
     return parse_bool(value)
 
 
-TRACE_ROUTES = ("auto", "envelope", "otlp")
+TRACE_ROUTES = ("auto", "spans", "envelope", "otlp")
 
 
 def parse_trace_route(raw: str) -> str:

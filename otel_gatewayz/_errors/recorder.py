@@ -205,10 +205,7 @@ class ErrorRecorder:
             )
         token = _capturing.set(True)
         try:
-            client = sentry_sdk.get_client()
-            event, hint = event_from_exception(
-                exc, client_options=client.options, mechanism={"type": MECHANISM, "handled": handled}
-            )
+            event, hint = event_from_exception(exc, mechanism={"type": MECHANISM, "handled": handled})
             return sentry_sdk.capture_event(
                 event,
                 hint=hint,

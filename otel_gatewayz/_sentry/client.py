@@ -7,36 +7,21 @@ breadcrumb goes through :class:`SentryHooks` just before it is sent.
 
 from __future__ import annotations
 
-import logging
 import os
+from typing import Any
 
 import sentry_sdk
-from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
+from sentry_sdk.integrations.logging import ignore_logger
 from sentry_sdk.integrations.otlp import OTLPIntegration
 from sentry_sdk.profiler import start_profiler
 from sentry_sdk.transport import Transport
 
 from .._config.settings import Settings
-from .._errors.recorder import already_recorded
 from .._safety.log import logger
 from .enrichment import SentryHooks
+from .sdk import STREAMS_SPANS, Collection, DedupingLoggingIntegration, collection_options
 
 COMPRESSION_LEVEL = 6
-
-
-class DedupingLoggingIntegration(LoggingIntegration):
-    """sentry-sdk's logging integration, skipping records of errors the recorder already has.
-
-    uvicorn logs every unhandled exception ("Exception in ASGI application") after our handler
-    answered; the SDK would build that record into a full event (frames, locals, source) only
-    for ``before_send`` to drop it. The check runs before any of that work.
-    """
-
-    def _handle_record(self, record: logging.LogRecord) -> None:
-        exc_info = record.exc_info
-        if exc_info and exc_info[1] is not None and already_recorded(exc_info[1]):
-            return
-        super()._handle_record(record)
 
 
 def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transport] | None) -> bool:
@@ -44,38 +29,44 @@ def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transpor
     if sentry_sdk.get_client().is_active():
         logger.warning("otel_gatewayz: a Sentry client is already active; keeping it")
         return True
+    collection = Collection(
+        send_default_pii=settings.send_default_pii,
+        include_local_variables=settings.include_local_variables,
+        capture_message_content=settings.capture_message_content,
+    )
+    options: dict[str, Any] = {
+        "dsn": settings.sentry_dsn,
+        "environment": settings.environment,
+        "release": settings.release,
+        "max_request_body_size": "never",
+        # Transactions are built from OTel spans, not by the SDK, so transaction-bound
+        # profiles would never start: profile whole processes (continuous profiling).
+        "profile_session_sample_rate": settings.profiles_sample_rate or None,
+        "profile_lifecycle": "manual",
+        "shutdown_timeout": settings.shutdown_timeout,
+        "spotlight": settings.spotlight or None,
+        "transport": transport if settings.sentry_dsn else None,
+        # gzip -6, not the SDK's -9: on an error event about half the CPU for 1% more bytes.
+        "_experiments": {"transport_compression_level": COMPRESSION_LEVEL},
+        # Our processors capture errors and build traces from OTel spans; the
+        # SDK's own web-framework integrations would capture a second copy.
+        "auto_enabling_integrations": False,
+        # Trace headers are ours to gate (fail closed, by host): the SDK's default stdlib
+        # integration would add sentry-trace and baggage to every http.client request.
+        "trace_propagation_targets": [],
+        "integrations": [
+            OTLPIntegration(setup_otlp_traces_exporter=False, setup_propagator=False, capture_exceptions=False),
+            # No Sentry Logs (``enable_logs`` is off): no handler looking at every log line for them.
+            DedupingLoggingIntegration(),
+        ],
+        "before_send": hooks.before_send,
+        "before_breadcrumb": hooks.before_breadcrumb,
+        **collection_options(collection),
+    }
+    if not STREAMS_SPANS:  # 3.x has no transactions; ours go straight to the transport, scrubbed already
+        options["before_send_transaction"] = hooks.before_send_transaction
     try:
-        sentry_sdk.init(
-            dsn=settings.sentry_dsn,
-            environment=settings.environment,
-            release=settings.release,
-            send_default_pii=settings.send_default_pii,
-            max_request_body_size="never",
-            include_local_variables=settings.include_local_variables,
-            # Transactions are built from OTel spans, not by the SDK, so transaction-bound
-            # profiles would never start: profile whole processes (continuous profiling).
-            profile_session_sample_rate=settings.profiles_sample_rate or None,
-            profile_lifecycle="manual",
-            shutdown_timeout=settings.shutdown_timeout,
-            spotlight=settings.spotlight or None,
-            transport=transport if settings.sentry_dsn else None,
-            # gzip -6, not the SDK's -9: on an error event about half the CPU for 1% more bytes.
-            _experiments={"transport_compression_level": COMPRESSION_LEVEL},
-            # Our processors capture errors and build transactions from OTel spans; the
-            # SDK's own web-framework integrations would capture a second copy.
-            auto_enabling_integrations=False,
-            # Trace headers are ours to gate (fail closed, by host): the SDK's default stdlib
-            # integration would add sentry-trace and baggage to every http.client request.
-            trace_propagation_targets=[],
-            integrations=[
-                OTLPIntegration(setup_otlp_traces_exporter=False, setup_propagator=False, capture_exceptions=False),
-                # No Sentry Logs (``enable_logs`` is off): no handler looking at every log line for them.
-                DedupingLoggingIntegration(level=None, event_level=logging.ERROR, sentry_logs_level=None),
-            ],
-            before_send=hooks.before_send,
-            before_send_transaction=hooks.before_send_transaction,
-            before_breadcrumb=hooks.before_breadcrumb,
-        )
+        sentry_sdk.init(**options)
     except Exception as exc:  # noqa: BLE001 - a bad option must not stop the app
         logger.error("otel_gatewayz: SENTRY_DSN: Sentry could not start (%s); Sentry is disabled", type(exc).__name__)
         return False

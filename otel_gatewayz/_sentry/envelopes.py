@@ -45,13 +45,17 @@ _RUNTIME = {"name": platform.python_implementation(), "version": platform.python
 def hand_over(client: BaseClient, event_id: str, dsc: dict[str, Any] | None, item: Item) -> None:
     """One event's envelope, with the headers ``capture_event`` writes, to Spotlight and the transport.
 
-    The client's ``spotlight`` (sentry-sdk's Spotlight forwarder) gets a copy, as ``capture_event``
-    would give it; a test fails if that attribute moves.
+    The client's ``spotlight`` (sentry-sdk's Spotlight forwarder) is read by name; a test fails
+    if that attribute moves.
     """
     headers: dict[str, object] = {"event_id": event_id, "sent_at": format_timestamp(datetime.now(timezone.utc))}
     if dsc:
         headers["trace"] = dsc
-    envelope = Envelope(headers=headers, items=[item])
+    deliver(client, Envelope(headers=headers, items=[item]))
+
+
+def deliver(client: BaseClient, envelope: Envelope) -> None:
+    """An envelope to the client's Spotlight forwarder (a copy, as ``capture_event`` gives it) and its transport."""
     spotlight = getattr(client, "spotlight", None)
     if spotlight is not None:
         spotlight.capture_envelope(envelope)

@@ -25,7 +25,6 @@ import sentry_sdk
 from sentry_sdk._types import AnnotatedValue
 from sentry_sdk.client import BaseClient
 from sentry_sdk.envelope import Item, PayloadRef
-from sentry_sdk.integrations.dedupe import DedupeIntegration
 from sentry_sdk.utils import format_timestamp
 
 from .._safety.log import log_once
@@ -76,7 +75,6 @@ class ErrorEnvelopes:
         final = self._prepare(cast("Event", prepared), hint)
         if final is None:
             self._lost("before_send")
-            DedupeIntegration.reset_last_seen()  # as the SDK does, so a later copy is not taken for a repeat
             return None
         trace_context = final.get("contexts", {}).get("trace") or {}
         dsc = cast("dict[str, Any] | None", trace_context.pop("dynamic_sampling_context", None))

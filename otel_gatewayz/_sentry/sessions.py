@@ -98,6 +98,24 @@ class SessionAggregator:
         while not self._stop.wait(FLUSH_INTERVAL):
             self.flush()
 
+    def wrap_stack(self, stack: ASGIApp) -> ASGIApp:
+        """Put the session middleware just inside Starlette's ``ServerErrorMiddleware`` (the stack's outer layer).
+
+        The FastAPI instrumentation expects the stack it wraps to be a ``ServerErrorMiddleware``, so
+        ours goes inside it: an unhandled error reaches it as an exception, a 5xx as a status.
+        """
+        with contained("session middleware"):  # the app builds whatever happens here
+            inner = getattr(stack, "app", None)
+            if inner is None:
+                log_once(
+                    "session-stack",
+                    logging.WARNING,
+                    "otel_gatewayz: unexpected middleware stack; sessions are not counted",
+                )
+                return stack
+            stack.app = self.middleware(inner)  # type: ignore[attr-defined]
+        return stack
+
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """``app`` wrapped so that every HTTP request the server hook opened counts as one session."""
         aggregator = self
@@ -130,28 +148,3 @@ class SessionAggregator:
             self.count(raised or state.unhandled_error or bool(status and status[0] >= 500))
         except Exception:  # noqa: BLE001 - a session is never worth a request
             log_once("session-count", logging.ERROR, "otel_gatewayz: counting a session failed", exc_info=True)
-
-
-def wrap_stack(aggregator: SessionAggregator) -> Callable[[ASGIApp], ASGIApp]:
-    """Put the session middleware just inside Starlette's ``ServerErrorMiddleware`` (the stack's outer layer).
-
-    The FastAPI instrumentation expects the stack it wraps to be a ``ServerErrorMiddleware``, so
-    ours goes inside it: an unhandled error reaches it as an exception, a 5xx as a status.
-    """
-
-    def wrap(stack: ASGIApp) -> ASGIApp:
-        with contained("session middleware"):  # the app builds whatever happens here
-            return _wrapped(stack)
-        return stack
-
-    def _wrapped(stack: ASGIApp) -> ASGIApp:
-        inner = getattr(stack, "app", None)
-        if inner is None:
-            log_once(
-                "session-stack", logging.WARNING, "otel_gatewayz: unexpected middleware stack; sessions are not counted"
-            )
-            return stack
-        stack.app = aggregator.middleware(inner)  # type: ignore[attr-defined]
-        return stack
-
-    return wrap

@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,7 +28,6 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
-from sentry_sdk.tracing import get_span_status_from_http_code
 
 from .._context.baggage import DscSource, FrozenDsc, incoming_dsc
 from .._metrics.drops import DropCounter
@@ -37,19 +36,20 @@ from .._safety.background import OwnThread, in_background
 from .._safety.log import log_once
 from .envelopes import TransactionEnvelopes
 from .request import request_from_span, strip_pii_span_data
+from .sdk import span_status_from_http_code
 
 MAX_CHILDREN = 1000
 MAX_OPEN_ROOTS = 10_000
 QUEUE_SIZE = 1000
 BATCH_INTERVAL = 0.05
-_ORIGIN = "auto.otel_gatewayz"
+ORIGIN = "auto.otel_gatewayz"
 
 
 def _hex_span(span_id: int) -> str:
     return trace.format_span_id(span_id)
 
 
-def _op(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
+def operation(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
     operation = attrs.get("gen_ai.operation.name")
     if isinstance(operation, str) and operation:  # Sentry's AI monitoring reads gen_ai.* ops
         return f"gen_ai.{operation}"
@@ -74,7 +74,7 @@ def _strip_query(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def _description(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
+def description(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
     method = attrs.get("http.request.method") or attrs.get("http.method")
     if method and span.kind == SpanKind.SERVER and attrs.get("http.route"):
         return f"{method} {attrs['http.route']}"
@@ -83,10 +83,10 @@ def _description(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
     return span.name
 
 
-def _status(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
+def span_status(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
     code = attrs.get("http.response.status_code") or attrs.get("http.status_code")
     if isinstance(code, int):
-        return get_span_status_from_http_code(code)
+        return span_status_from_http_code(code)
     return "internal_error" if span.status.status_code == StatusCode.ERROR else "ok"
 
 
@@ -115,19 +115,25 @@ def _sentry_data(span: ReadableSpan, attrs: dict[str, Any], send_pii: bool) -> d
     return attrs
 
 
-def _span_payload(span: ReadableSpan, send_pii: bool = False) -> dict[str, Any]:
+def sentry_attributes(span: ReadableSpan, send_pii: bool) -> dict[str, Any]:
+    """A clean span's attributes as Sentry reads them (its HTTP and AI keys added, PII removed unless allowed)."""
     attrs = _sentry_data(span, dict(span.attributes or {}), send_pii)
     if "gen_ai.operation.name" in attrs:
         _genai_data(attrs)
+    return attrs
+
+
+def _span_payload(span: ReadableSpan, send_pii: bool = False) -> dict[str, Any]:
+    attrs = sentry_attributes(span, send_pii)
     payload: dict[str, Any] = {
         "trace_id": trace.format_trace_id(span.context.trace_id),
         "span_id": _hex_span(span.context.span_id),
-        "op": _op(span, attrs),
-        "description": _description(span, attrs),
-        "status": _status(span, attrs),
+        "op": operation(span, attrs),
+        "description": description(span, attrs),
+        "status": span_status(span, attrs),
         "start_timestamp": (span.start_time or 0) / 1e9,
         "timestamp": (span.end_time or 0) / 1e9,
-        "origin": _ORIGIN,
+        "origin": ORIGIN,
         "data": attrs,
     }
     if span.parent is not None:
@@ -208,24 +214,32 @@ def transaction_event(
     return event
 
 
-class SentryTransactionProcessor(SpanProcessor):
-    """Groups each local root's children and hands finished trees to a sender thread."""
+# Sends one finished local trace (clean root, clean children, the caller's frozen DSC) to Sentry.
+TraceSend = Callable[[ReadableSpan, list[ReadableSpan], "FrozenDsc | None"], object]
+
+
+class TransactionSender:
+    """A local trace as one transaction event in one envelope (sentry-sdk 2.x, self-hosted Sentry, Spotlight)."""
 
     def __init__(
-        self,
-        service: str,
-        shutdown_timeout: float,
-        drops: DropCounter,
-        clean: CleanSpans,
-        envelopes: TransactionEnvelopes,
-        dsc: DscSource | None = None,
-        send_pii: bool = False,
+        self, service: str, envelopes: TransactionEnvelopes, dsc: DscSource | None = None, send_pii: bool = False
     ) -> None:
         self._service = service
-        self._clean = clean
         self._envelopes = envelopes
         self._dsc = dsc
         self._send_pii = send_pii
+
+    def __call__(self, root: ReadableSpan, children: list[ReadableSpan], incoming: FrozenDsc | None) -> str:
+        event = transaction_event(root, children, self._service, self._dsc, incoming, self._send_pii)
+        return self._envelopes.send(event)
+
+
+class SentryTransactionProcessor(SpanProcessor):
+    """Groups each local root's children and hands finished, cleaned trees to a sender thread."""
+
+    def __init__(self, shutdown_timeout: float, drops: DropCounter, clean: CleanSpans, send: TraceSend) -> None:
+        self._clean = clean
+        self._send = send
         self._incoming: dict[int, FrozenDsc] = {}
         self._shutdown_timeout = shutdown_timeout
         self._drops = drops
@@ -273,7 +287,7 @@ class SentryTransactionProcessor(SpanProcessor):
             self._drops.count("sentry_transaction", "queue_full", what="Sentry transaction queue is full, dropping")
 
     def _run(self) -> None:
-        service, dsc, send_pii, clean = self._service, self._dsc, self._send_pii, self._clean
+        send, clean = self._send, self._clean
         while True:
             batch = [self._queue.get()]
             with contextlib.suppress(queue.Empty):
@@ -283,10 +297,7 @@ class SentryTransactionProcessor(SpanProcessor):
                 try:
                     if item is not None:
                         root, children, frozen = item
-                        event = transaction_event(
-                            clean(root), [clean(child) for child in children], service, dsc, frozen, send_pii
-                        )
-                        self._envelopes.send(event)
+                        send(clean(root), [clean(child) for child in children], frozen)
                 except Exception:  # noqa: BLE001 - a bad span must not stop the sender; never send it unscrubbed
                     log_once(
                         "tx-build", logging.ERROR, "otel_gatewayz: building a Sentry transaction failed", exc_info=True

@@ -15,8 +15,9 @@ from sentry_sdk.transport import HttpTransport
 
 from .._metrics.drops import DropCounter
 
-# Transactions may fill the SDK's queue up to this share; the rest is kept for error events.
+# Transactions and span items may fill the SDK's queue up to this share; the rest is kept for error events.
 TRANSACTION_SHARE = 0.5
+_TRACE_ITEMS = frozenset({"transaction", "span"})
 
 
 class CountingTransport(HttpTransport):
@@ -36,7 +37,7 @@ class CountingTransport(HttpTransport):
 
     def capture_envelope(self, envelope: Envelope) -> None:
         types = {item.type for item in envelope.items}
-        if "transaction" in types and "event" not in types and self._backlog() >= TRANSACTION_SHARE:
+        if types & _TRACE_ITEMS and "event" not in types and self._backlog() >= TRANSACTION_SHARE:
             # Errors are never sampled away: while Sentry is slow, transactions yield the queue.
             self.on_dropped_event("transaction_backlog")
             for item in envelope.items:

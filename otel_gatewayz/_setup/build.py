@@ -13,10 +13,11 @@ from __future__ import annotations
 import atexit
 import os
 from collections.abc import Callable, Mapping, MutableMapping
-from typing import Any
+from importlib import metadata
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import sentry_sdk
 from opentelemetry import metrics, trace
 from opentelemetry.propagate import set_global_textmap
 from opentelemetry.sdk.environment_variables import OTEL_CONFIG_FILE
@@ -31,10 +32,9 @@ from .._context.propagation import build_propagator, named_propagator
 from .._context.sampling import GatewayzSampler
 from .._errors.handlers import patch_starlette
 from .._errors.log_correlation import install_log_correlation
-from .._errors.storm import EventBudget
 from .._export.console import ConsoleSpanProcessor
 from .._export.failures import count_export_failures
-from .._export.spans import CountingBatchSpanProcessor, ScrubbingSpanExporter, scrubbed_batch_processor_factory
+from .._export.spans import scrubbed_batch_processor_factory
 from .._metrics.bounded_http import drop_client_chosen_labels
 from .._metrics.genai_labels import GenAiLabels
 from .._metrics.journal import Journal
@@ -43,17 +43,11 @@ from .._metrics.prometheus import GatewayzPrometheusReader, PrometheusOptions
 from .._privacy.logs import ScrubbingLogProcessor, install_log_record_factory
 from .._safety.log import contained, ensure_visible, logger
 from .._safety.processors import ContainedSpanProcessor
-from .._sentry.client import init_sentry
-from .._sentry.enrichment import SentryHooks
-from .._sentry.envelopes import TransactionEnvelopes
-from .._sentry.error_envelopes import ErrorEnvelopes
-from .._sentry.errors import ErrorEventWorker
-from .._sentry.otlp_traces import OTLP, SIGNAL, sentry_otlp_exporter, traces_route
-from .._sentry.sessions import SessionAggregator, wrap_stack
-from .._sentry.spotlight import watch_spotlight
-from .._sentry.transactions import SentryTransactionProcessor
-from .._sentry.transport import CountingTransport
 from .runtime import Parts, Runtime, install, make_runtime
+from .versions import Mismatch, check_installed, sentry_sdk_supported
+
+if TYPE_CHECKING:
+    from .sentry_side import SentrySide
 
 SdkConfigure = Callable[..., None]
 _EXPORTER_VARIABLES = (
@@ -70,24 +64,35 @@ def dsc_source(settings: Settings) -> DscSource:
     return DscSource(public_key, settings.release, settings.environment, rate)
 
 
-def _start_sentry(parts: Parts, dsc: DscSource) -> SentryHooks | None:
-    """The client's hooks once the client started (None: Sentry is off)."""
-    settings = parts.settings
-    if not settings.sentry_enabled:
+def _sentry_side_module(mismatched: list[Mismatch]) -> ModuleType | None:
+    """The Sentry side's module, or None with one line when the installed sentry-sdk cannot run it."""
+    if not sentry_sdk_supported(mismatched):
+        return None  # the range line was logged with the other mismatches
+    try:
+        from . import sentry_side
+    except Exception as exc:  # noqa: BLE001 - an upstream release moved what we import: Sentry off, OTel on
+        logger.error(
+            "otel_gatewayz: sentry-sdk %s: %s (%s); Sentry is off (OpenTelemetry traces, metrics and the "
+            "exception handler keep working)",
+            metadata.version("sentry-sdk"),
+            exc,
+            type(exc).__name__,
+        )
         return None
-    hooks = SentryHooks(parts.scrubber, parts.grouper, settings.service_name, dsc, settings.send_default_pii)
-    started = init_sentry(settings, hooks, CountingTransport.bound(parts.instruments.drops))
-    if started and settings.spotlight:
-        watch_spotlight(parts.instruments.drops)
-    return hooks if started else None
+    return sentry_side
 
 
-def _sessions(settings: Settings) -> SessionAggregator | None:
-    """Release-health aggregates, sent through the started client's own transport (none without one)."""
-    transport = sentry_sdk.get_client().transport
-    if transport is None:
+def _start_sentry(parts: Parts, dsc: DscSource, mismatched: list[Mismatch]) -> SentrySide | None:
+    """The started Sentry side, or None: Sentry is unwanted, or cannot start (one line said why)."""
+    if not parts.settings.sentry_enabled:
         return None
-    return SessionAggregator(settings.release, settings.environment, transport.capture_envelope)
+    module = _sentry_side_module(mismatched)
+    if module is None:
+        return None
+    with contained("Sentry start-up"):
+        started: SentrySide | None = module.start(parts, dsc)
+        return started
+    return None
 
 
 def _validated_exporters(settings: Settings, env: MutableMapping[str, str]) -> None:
@@ -98,29 +103,9 @@ def _validated_exporters(settings: Settings, env: MutableMapping[str, str]) -> N
             env[variable] = ",".join(getattr(settings, field)) or "none"
 
 
-def _sentry_traces(parts: Parts, dsc: DscSource) -> SpanProcessor:
-    """Transactions as envelopes (every Sentry, Spotlight), or spans batched to Sentry's OTLP intake."""
-    settings, drops = parts.settings, parts.instruments.drops
-    if traces_route(settings) == OTLP and settings.sentry_dsn:
-        exporter = ScrubbingSpanExporter(
-            sentry_otlp_exporter(settings.sentry_dsn, settings.shutdown_timeout), parts.clean_spans, drops, SIGNAL
-        )
-        logger.info("otel_gatewayz: sampled traces go to Sentry's OTLP intake (GATEWAYZ_SENTRY_TRACES_VIA)")
-        return CountingBatchSpanProcessor(exporter, drops, settings.shutdown_timeout, signal=SIGNAL)
-    return SentryTransactionProcessor(
-        settings.service_name,
-        settings.shutdown_timeout,
-        drops,
-        parts.clean_spans,
-        TransactionEnvelopes(sentry_sdk.get_client()),
-        dsc,
-        settings.send_default_pii,
-    )
-
-
 def _sdk_arguments(
     parts: Parts,
-    sentry_active: bool,
+    sentry_traces: SpanProcessor | None,
     auto_instrumentation_version: str | None,
     env: Mapping[str, str],
     dsc: DscSource,
@@ -131,8 +116,8 @@ def _sdk_arguments(
     processors: list[SpanProcessor] = [ContextSpanProcessor()]
     if parts.console is not None:
         processors.append(ConsoleSpanProcessor(parts.console))
-    if sentry_active:
-        processors.append(_sentry_traces(parts, dsc))
+    if sentry_traces is not None:
+        processors.append(sentry_traces)
     arguments: dict[str, Any] = {
         "resource_attributes": resource_attributes(settings, env),
         "sampler": None if settings.traces_sampler else GatewayzSampler(settings.traces_sample_rate),
@@ -196,24 +181,18 @@ def build(
     settings = load_settings(env, cwd=os.getcwd())
     for problem in settings.problems:
         logger.error("%s", problem)
+    mismatched = check_installed()
+    for mismatch in mismatched:
+        logger.error("%s", mismatch)
     parts = Parts.build(settings)
     install_log_record_factory(parts.scrubber)
     if settings.log_correlation:
         install_log_correlation()
     dsc = dsc_source(settings)
-    hooks: SentryHooks | None = None
-    sessions: SessionAggregator | None = None
-    with contained("Sentry start-up"):
-        hooks = _start_sentry(parts, dsc)
-        sessions = _sessions(settings) if hooks is not None else None
-    sentry_active = hooks is not None
-    error_events = None
-    if hooks is not None:
-        budget = settings.error_event_budget
-        envelopes = ErrorEnvelopes(sentry_sdk.get_client(), hooks.prepare_event, parts.scrubber.scrub_text)
-        error_events = ErrorEventWorker(
-            parts.instruments.drops, EventBudget(*budget) if budget else None, send=envelopes.send
-        )
+    sentry = _start_sentry(parts, dsc, mismatched)
+    sentry_active = sentry is not None
+    error_events = sentry.error_events if sentry is not None else None
+    if error_events is not None:
         # At interpreter exit (a script, a worker without a lifespan): hand what is queued to the
         # SDK first. atexit runs last-registered first, so this runs before sentry-sdk's own flush.
         atexit.register(error_events.flush, settings.shutdown_timeout)
@@ -224,7 +203,9 @@ def build(
     count_export_failures(parts.instruments.drops)
     drop_client_chosen_labels()
     journal = Journal(parts.instruments.drops)
-    arguments = _sdk_arguments(parts, sentry_active, auto_instrumentation_version, env, dsc, journal)
+    arguments = _sdk_arguments(
+        parts, sentry.traces if sentry is not None else None, auto_instrumentation_version, env, dsc, journal
+    )
     _configure_sdk(sdk_configure, arguments, env)
     with contained("measurement hook"):
         _hook_measurements(parts, journal)
@@ -238,6 +219,7 @@ def build(
         if settings.propagators is None
         else named_propagator(settings.propagators, settings.propagation_targets, active_dsc)
     )
+    sessions = sentry.sessions if sentry is not None else None
     if sessions is None:
         patch_starlette(runtime.recorder, runtime.flush)
     else:
@@ -247,7 +229,7 @@ def build(
             aggregator.flush()  # before the SDK's flush, which then sends it
             return runtime.flush()
 
-        patch_starlette(runtime.recorder, flush, wrap_stack(aggregator))
+        patch_starlette(runtime.recorder, flush, aggregator.wrap_stack)
     logger.info(
         "otel_gatewayz: service=%s release=%s environment=%s traces_sample_rate=%s sentry=%s",
         settings.service_name,

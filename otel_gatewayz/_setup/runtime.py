@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from opentelemetry import metrics
 
@@ -27,7 +28,9 @@ from .._metrics.instruments import Instruments
 from .._privacy.content import CONTENT_KEYS
 from .._privacy.scrubber import Scrubber
 from .._privacy.spans import CleanSpans
-from .._sentry.errors import ErrorEventWorker
+
+if TYPE_CHECKING:  # the Sentry side is imported only when it can start (``build.py``)
+    from .._sentry.errors import ErrorEventWorker
 
 
 @dataclass(frozen=True)

@@ -196,14 +196,42 @@ def test_old_convention_server_metric_attribute_lists():
         assert "http.method" in allowed  # the bounded ones stay
 
 
-def test_sentry_logging_integration_still_routes_records_through_handle_record():
-    """DedupingLoggingIntegration skips recorded errors in ``_handle_record`` (called by the SDK's patched logger)."""
-    import inspect
+def test_sentry_logging_integration_hands_event_records_to_the_handler_we_override():
+    """DedupingLoggingIntegration skips recorded errors in the SDK's per-major record handler.
 
+    2.x calls ``_handle_record``, 3.x ``_handle_event_record`` (from its patched ``callHandlers``):
+    logged for real on the installed major, one error becomes an event and a recorded one does not.
+    """
+    import sentry_sdk
     from sentry_sdk.integrations import logging as sentry_logging
 
-    assert "_handle_record" in vars(sentry_logging.LoggingIntegration)
-    assert "_handle_record(record)" in inspect.getsource(sentry_logging.LoggingIntegration.setup_once)
+    from otel_gatewayz._errors.recorder import _mark
+    from otel_gatewayz._sentry.sdk import STREAMS_SPANS, DedupingLoggingIntegration
+    from tests.unit.test_trace_routes import Recording
+
+    handler = "_handle_event_record" if STREAMS_SPANS else "_handle_record"
+    assert handler in vars(sentry_logging.LoggingIntegration)
+    transport = Recording()
+    sentry_sdk.init(
+        dsn="http://public@127.0.0.1:9/1",
+        transport=transport,
+        default_integrations=False,
+        integrations=[DedupingLoggingIntegration()],
+    )
+    try:
+        log = logging.getLogger("guard.deduping")
+        for recorded in (False, True):
+            try:
+                raise RuntimeError(f"recorded={recorded}")
+            except RuntimeError as exc:
+                if recorded:
+                    _mark(exc, "e" * 32)
+                log.error("failed", exc_info=True)
+        sentry_sdk.flush()
+    finally:
+        sentry_sdk.get_client().close()
+    values = [p["exception"]["values"][-1]["value"] for p in transport.payloads() if "exception" in p]
+    assert values == ["recorded=False"]
 
 
 def test_uvicorn_access_lines_are_rendered_by_access_formatter_format_message():

@@ -1,0 +1,144 @@
+"""A local trace as Sentry span v2 items, the way sentry-sdk 3 streams spans.
+
+sentry-sdk 3 has no transactions: each finished span is a ``span`` item
+(``application/vnd.sentry.items.span.v2+json``: ``{"version": 2, "items": [...]}``, typed
+attributes), a trace's spans share one envelope whose ``trace`` header is the DSC, and the
+segment (our local root) says ``is_segment``. Here the same clean span copies every other
+exporter gets become those items, with the ``sentry.*`` attributes Sentry's product reads
+(op, origin, segment id and name, release, environment, SDK, runtime) beside the OTel ones. What
+native 3.x adds by default and ours leaves out: ``process.command_args`` (argv) and the raw
+request headers; the end user's address and user agent only with ``SENTRY_SEND_DEFAULT_PII``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
+from sentry_sdk.client import BaseClient
+from sentry_sdk.consts import VERSION
+from sentry_sdk.envelope import Envelope, Item, PayloadRef
+from sentry_sdk.utils import format_timestamp
+
+from .._context.baggage import DscSource, FrozenDsc
+from .envelopes import deliver
+from .request import request_from_span
+from .transactions import ORIGIN, description, operation, sentry_attributes, span_status
+
+CONTENT_TYPE = "application/vnd.sentry.items.span.v2+json"
+MAX_ITEMS = 1000  # spans per envelope item, as sentry-sdk 3 batches them
+Attribute = dict[str, Any]
+
+
+def typed(value: Any) -> Attribute:
+    """One attribute value in the v2 wire format (``{"value": ..., "type": ...}``), as sentry-sdk 3 writes it."""
+    if isinstance(value, bool):
+        return {"value": value, "type": "boolean"}
+    if isinstance(value, int):
+        return {"value": value, "type": "integer"}
+    if isinstance(value, float):
+        return {"value": value, "type": "double"}
+    if isinstance(value, str):
+        return {"value": value, "type": "string"}
+    if isinstance(value, (list, tuple)):
+        values = list(value)
+        if not values or (
+            type(values[0]) in (bool, int, float, str) and all(type(v) is type(values[0]) for v in values)
+        ):
+            return {"value": values, "type": "array"}
+    return {"value": str(value), "type": "string"}
+
+
+class SpanItemSender:
+    """Sends one finished local trace as one envelope of span v2 items, through the started client."""
+
+    def __init__(self, client: BaseClient, dsc: DscSource | None = None, send_pii: bool = False) -> None:
+        self._client = client
+        self._dsc = dsc
+        self._send_pii = send_pii
+        options = client.options
+        common: dict[str, Any] = {
+            "sentry.trace_lifecycle": "stream",
+            "sentry.sdk.name": "sentry.python",
+            "sentry.sdk.version": VERSION,
+            "process.runtime.name": platform.python_implementation(),
+            "process.runtime.version": platform.python_version(),
+        }
+        for key in ("release", "environment", "dist"):
+            if options.get(key) is not None:
+                common[f"sentry.{key}"] = str(options[key]).strip()
+        self._common = {key: typed(value) for key, value in common.items()}
+        self._segment_only = {
+            "sentry.platform": typed("python"),
+            "sentry.sdk.integrations": typed(sorted(getattr(client, "integrations", {}) or {})),
+        }
+
+    def __call__(self, root: ReadableSpan, children: list[ReadableSpan], incoming: FrozenDsc | None) -> None:
+        root_attrs = sentry_attributes(root, self._send_pii)
+        request = request_from_span(root.attributes or {}, False) if root.kind == SpanKind.SERVER else None
+        if request is not None:  # the URL without its query, as the transaction's ``request.url``
+            root_attrs.setdefault("url.full", request["url"])
+        name = description(root, root_attrs)
+        routed = "http.route" in root_attrs
+        segment = {
+            "sentry.segment.id": typed(trace.format_span_id(root.context.span_id)),
+            "sentry.segment.name": typed(name),
+        }
+        items = [self._item(root, root_attrs, segment, True, "route" if routed else "custom")]
+        items.extend(
+            self._item(child, sentry_attributes(child, self._send_pii), segment, False, None) for child in children
+        )
+        headers: dict[str, Any] = {"sent_at": format_timestamp(datetime.now(timezone.utc))}
+        if self._dsc is not None:
+            headers["trace"] = self._dsc.for_trace(root.context.trace_id, True, name if routed else None, incoming)
+        envelope = Envelope(headers=headers, items=list(_chunks(items)))
+        deliver(self._client, envelope)
+
+    def _item(
+        self,
+        span: ReadableSpan,
+        attrs: dict[str, Any],
+        segment: dict[str, Attribute],
+        is_segment: bool,
+        source: str | None,
+    ) -> dict[str, Any]:
+        attributes = {key: typed(value) for key, value in attrs.items()}
+        attributes["sentry.op"] = typed(operation(span, attrs))
+        attributes["sentry.origin"] = typed(ORIGIN)
+        attributes.update(segment)
+        attributes.update(self._common)
+        if source is not None:
+            attributes["sentry.segment.name.source"] = typed(source)
+            attributes.update(self._segment_only)
+        error = span_status(span, attrs) != "ok" or span.status.status_code == StatusCode.ERROR
+        item: dict[str, Any] = {
+            "trace_id": trace.format_trace_id(span.context.trace_id),
+            "span_id": trace.format_span_id(span.context.span_id),
+            "name": description(span, attrs),
+            "status": "error" if error else "ok",
+            "is_segment": is_segment,
+            "start_timestamp": (span.start_time or 0) / 1e9,
+            "end_timestamp": (span.end_time or 0) / 1e9,
+            "attributes": attributes,
+        }
+        if span.parent is not None:
+            item["parent_span_id"] = trace.format_span_id(span.parent.span_id)
+        return item
+
+
+def _chunks(items: list[dict[str, Any]]) -> Iterator[Item]:
+    for start in range(0, len(items), MAX_ITEMS):
+        chunk = items[start : start + MAX_ITEMS]
+        payload = json.dumps({"version": 2, "items": chunk}, separators=(",", ":"), default=str).encode()
+        yield Item(
+            type="span",
+            content_type=CONTENT_TYPE,
+            headers={"item_count": len(chunk)},
+            payload=PayloadRef(bytes=payload),
+        )
