@@ -13,6 +13,7 @@ from sentry_sdk.utils import Dsn
 from ._config.resource import distro_version
 from ._config.settings import Settings, load_settings
 from ._setup.defaults import environment_defaults
+from ._setup.versions import check_installed, sentry_sdk_supported
 
 TEST_MESSAGE = "Test error from Gatewayz API"
 
@@ -76,12 +77,15 @@ def _send_test_message(settings: Settings, out: TextIO) -> bool:
 def doctor(env: Mapping[str, str], out: TextIO) -> int:
     settings = load_settings(env, cwd=os.getcwd())
     _report(settings, env, out)
-    ok = not settings.problems
-    for problem in settings.problems:
+    mismatched = check_installed()
+    ok = not settings.problems and not mismatched
+    for problem in (*settings.problems, *mismatched):
         print(f"ERROR: {problem}", file=out)
     if settings.release_sha == "unknown":
         print("WARNING: no release SHA: set RELEASE_SHA (or VERCEL_GIT_COMMIT_SHA / RAILWAY_GIT_COMMIT_SHA)", file=out)
-    if settings.sentry_enabled and settings.sentry_dsn:
+    if settings.sentry_enabled and not sentry_sdk_supported(mismatched):
+        print("Sentry is off with this sentry-sdk: no test message sent", file=out)
+    elif settings.sentry_enabled and settings.sentry_dsn:
         ok = _send_test_message(settings, out) and ok
     elif settings.sentry_enabled:
         where = settings.spotlight if isinstance(settings.spotlight, str) else "its default URL"

@@ -11,7 +11,6 @@ import os
 from typing import Any
 
 import sentry_sdk
-from sentry_sdk.integrations.logging import ignore_logger
 from sentry_sdk.integrations.otlp import OTLPIntegration
 from sentry_sdk.profiler import start_profiler
 from sentry_sdk.transport import Transport
@@ -19,7 +18,7 @@ from sentry_sdk.transport import Transport
 from .._config.settings import Settings
 from .._safety.log import logger
 from .enrichment import SentryHooks
-from .sdk import STREAMS_SPANS, Collection, DedupingLoggingIntegration, collection_options
+from .sdk import STREAMS_SPANS, Collection, DedupingLoggingIntegration, collection_options, ignore_logger_for_events
 
 COMPRESSION_LEVEL = 6
 
@@ -71,11 +70,11 @@ def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transpor
         logger.error("otel_gatewayz: SENTRY_DSN: Sentry could not start (%s); Sentry is disabled", type(exc).__name__)
         return False
     # Our own error lines (a failing hook, a bad setting) are for the operator, not Sentry issues.
-    ignore_logger("otel_gatewayz")
+    ignore_logger_for_events("otel_gatewayz")
     # Nor is the OTel API's "Failed to detach context": an instrumentation that ends its span in
     # another task than the one that started it (the anthropic GenAI instrumentation, for every
     # stream a StreamingResponse relays) would otherwise make each such request an error event.
-    ignore_logger("opentelemetry.context")
+    ignore_logger_for_events("opentelemetry.context")
     if settings.profiles_sample_rate:
         start_profiler()  # a no-op in a process the session rate did not sample
         os.register_at_fork(after_in_child=start_profiler)  # forked workers profile themselves

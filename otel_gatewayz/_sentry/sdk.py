@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sentry_sdk.consts import VERSION
+from sentry_sdk.integrations import logging as sentry_logging
 from sentry_sdk.integrations.logging import LoggingIntegration
 
 from .._errors.recorder import already_recorded
@@ -46,6 +47,16 @@ class DedupingLoggingIntegration(LoggingIntegration):
     def _handle_event_record(self, record: logging.LogRecord) -> None:
         if not _recorded(record):
             getattr(super(), "_handle_event_record")(record)  # noqa: B009 - 3.x only
+
+
+def ignore_logger_for_events(name: str) -> None:
+    """No Sentry event or breadcrumb from logger ``name``.
+
+    2.x's ``ignore_logger`` did that; 3.x's ``ignore_logger`` only mutes Sentry Logs, and events
+    need ``ignore_logger_for_events`` (a test logs on both majors and expects no event).
+    """
+    mute = getattr(sentry_logging, "ignore_logger_for_events", None) or sentry_logging.ignore_logger
+    mute(name)
 
 
 def _recorded(record: logging.LogRecord) -> bool:

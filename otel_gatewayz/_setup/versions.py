@@ -72,7 +72,7 @@ def mismatches(
     for requirement in requirements:
         name = _normal(requirement.name)
         version = version_of(name)
-        supported = str(requirement.specifier) or "any"
+        supported = _range(requirement)
         if version is None:
             found.append(Mismatch(name, "(not installed)", supported))
             continue
@@ -84,6 +84,12 @@ def mismatches(
         if not requirement.specifier.contains(parsed, prereleases=True):
             found.append(Mismatch(name, version, supported))
     return found
+
+
+def _range(requirement: Requirement) -> str:
+    """The specifier as people write it: lower bound first (``>=2.75,<4``)."""
+    parts = sorted(requirement.specifier, key=lambda spec: (not spec.operator.startswith(">"), spec.version))
+    return ",".join(str(spec) for spec in parts) or "any"
 
 
 def _installed_version(name: str) -> str | None:

@@ -153,3 +153,39 @@ def test_doctor_sends_the_test_message_and_fails_on_a_bad_dsn(bugsink, refused_d
 
     release = run_cli(bin_dir, ["release"], env)
     assert release.stdout.strip() == f"gatewayz-api@{SHA}"
+
+
+UNSUPPORTED_SENTRY_SDK = "2.30.0"  # older than the supported range: what a lock file may still hold
+
+
+def test_an_unsupported_sentry_sdk_is_named_once_and_otel_keeps_working(otlp_recorder, sentry_recorder, tmp_path):
+    from tests.servers.gateway import Gateway
+    from tests.servers.overlay import overlay_venv
+
+    bin_dir = overlay_venv(f"sentry-sdk=={UNSUPPORTED_SENTRY_SDK}")
+    env = {
+        "SENTRY_DSN": sentry_recorder.dsn,
+        "SENTRY_TRACES_SAMPLE_RATE": "1.0",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_recorder.endpoint,
+        "RELEASE_SHA": SHA,
+    }
+    with Gateway(tmp_path / "gateway", env=env, bin_dir=bin_dir) as gateway:
+        assert chat(gateway.base_url).status_code == 200
+        error = httpx.get(f"{gateway.base_url}/v1/errors/provider", headers=auth())
+        assert error.status_code == 500 and error.json()["error"]["event_id"] is None  # no Sentry, still handled
+        # OpenTelemetry keeps working: traces exported, metrics counted on /metrics.
+        spans = eventually(lambda: otlp_recorder.spans() if len(otlp_recorder.spans()) >= 3 else None)
+        routes = {s["attributes"].get("http.route") for s in spans}
+        assert {"/v1/chat/completions", "/v1/errors/{kind}"} <= routes
+        metrics = httpx.get(gateway.metrics_url).text
+        assert "gatewayz_errors_total{" in metrics
+        logs = gateway.logs()
+    line = f"sentry-sdk {UNSUPPORTED_SENTRY_SDK} is outside the supported range >=2.75,<4"
+    assert logs.count(line) == 1, logs
+    assert "Sentry is off (OpenTelemetry traces, metrics and the exception handler keep working)" in logs
+    assert "Failed to auto initialize" not in logs and "configuration failed" not in logs
+    assert sentry_recorder.envelopes() == []  # nothing sent through an SDK we never ran against
+
+    doctor = run_cli(str(bin_dir), ["doctor"], {**base_env(bin_dir), "SENTRY_DSN": sentry_recorder.dsn})
+    assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+    assert line in doctor.stdout and doctor.stdout.rstrip().endswith("FAILED")

@@ -452,3 +452,47 @@ def test_otlp_route_batches_scrubbed_spans_to_the_projects_intake(sentry_recorde
     assert error_trace in {s["trace_id"] for s in servers}
     assert planted.encode() not in sentry_recorder.all_bytes()
     assert all(s["attributes"]["gatewayz.scrubbed.count"] >= 1 for s in chats)  # the query's key
+
+
+# --- span v2 items, as sentry-sdk 3 streams spans (GATEWAYZ_SENTRY_TRACES_VIA=spans) --------------
+
+
+def _span_envelopes(recorder: SentryRecorder) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    return [(e.headers, item.json()["items"]) for e in recorder.envelopes() for item in e.of_type("span")]
+
+
+def test_span_route_sends_each_trace_as_one_envelope_of_span_items_with_the_dsc(sentry_recorder, gateway_factory):
+    gateway = gateway_factory(env=_env(sentry_recorder, GATEWAYZ_SENTRY_TRACES_VIA="spans"))
+    continued = {"sentry-trace": f"{TRACE_ID}-{PARENT}-1", "baggage": ",".join(UPSTREAM_SENTRY)}
+
+    assert chat(gateway.base_url).status_code == 200
+    assert httpx.get(f"{gateway.base_url}/v1/errors/provider", headers={**auth(), **continued}).status_code == 500
+
+    envelopes = eventually(
+        lambda: _span_envelopes(sentry_recorder) if len(_span_envelopes(sentry_recorder)) >= 2 else None
+    )
+    [error] = sentry_recorder.wait_for_events(1)
+    gateway.stop()
+
+    assert sentry_recorder.transactions() == []  # no transactions on this route
+    by_route = {}
+    for headers, items in envelopes:
+        [segment] = [s for s in items if s["is_segment"]]
+        assert {s["trace_id"] for s in items} == {headers["trace"]["trace_id"]}  # one trace per envelope
+        by_route[segment["attributes"]["http.route"]["value"]] = (headers, segment, items)
+    headers, segment, items = by_route["/v1/chat/completions"]
+    # Ours: the DSC of a trace started here, with every key native 3.x writes.
+    assert set(headers["trace"]) == DSC_KEYS and headers["trace"]["transaction"] == "POST /v1/chat/completions"
+    assert segment["name"] == "POST /v1/chat/completions" and segment["status"] == "ok"
+    assert segment["attributes"]["sentry.op"]["value"] == "http.server"
+    assert segment["attributes"]["user.id"]["value"] == "alice"
+    assert segment["attributes"]["sentry.release"]["value"] == f"gatewayz-api@{SHA}"
+    children = [s for s in items if not s["is_segment"]]
+    client = [s for s in children if s["attributes"]["sentry.op"]["value"] == "http.client"]
+    assert client and all(s["parent_span_id"] for s in children)
+    assert {s["parent_span_id"] for s in client} <= {s["span_id"] for s in items}
+    # The error's trace: the caller's DSC frozen byte for byte, the error linked to the segment's trace.
+    headers, segment, _ = by_route["/v1/errors/{kind}"]
+    assert headers["trace"] == UPSTREAM_DSC and segment["status"] == "error"
+    assert segment["trace_id"] == TRACE_ID == error["contexts"]["trace"]["trace_id"]
+    assert "process.command_args" not in str(envelopes)
