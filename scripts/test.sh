@@ -13,6 +13,8 @@ export OGZ_COLLECTOR_BIN
 # The real provider-SDK stacks (tests/stacks/*.txt), each its own cached venv (tests/e2e/test_sdk_stacks.py).
 bash scripts/build-stack.sh current >/dev/null
 bash scripts/build-stack.sh pinned >/dev/null
+# Both sentry-sdk majors: .venv has the newest (3.x); this venv the oldest supported 2.x.
+SENTRY2_BIN="$(bash scripts/build-stack.sh sentry2 test | tail -n 1)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy otel_gatewayz examples
@@ -22,4 +24,16 @@ rm -rf dist
 .venv/bin/python -m build --outdir dist . >/dev/null
 .venv/bin/twine check --strict dist/*
 export OGZ_DIST_DIR="$PWD/dist"
-exec .venv/bin/python -m pytest -p no:cacheprovider --durations=15 "$@"
+sentry_sdk_version() { "$1/python" -c 'from importlib.metadata import version; print(version("sentry-sdk"))'; }
+# 1. Everything, on the newest sentry-sdk.
+echo "== pytest: everything, sentry-sdk $(sentry_sdk_version .venv/bin)"
+status=0
+.venv/bin/python -m pytest -p no:cacheprovider --durations=15 "$@" || status=$?
+# 2. The Sentry-facing tests again on sentry-sdk 2.x: unit tests (every internal guard), errors, trace
+#    links, DSC, handled, sessions, PII, storm control, Relay's normaliser, the side-by-side with
+#    native 2.x, Bugsink, Spotlight in the browser, and an unsupported sentry-sdk.
+echo "== pytest: the Sentry-facing tests, sentry-sdk $(sentry_sdk_version "$SENTRY2_BIN")"
+"$SENTRY2_BIN/python" -m pytest -p no:cacheprovider --durations=5 tests/unit tests/e2e/test_sentry_fidelity.py \
+    tests/e2e/test_storm.py tests/e2e/test_error_context.py tests/e2e/test_privacy.py tests/e2e/test_distro.py \
+    tests/browser "$@" || status=$?
+exit "$status"

@@ -12,6 +12,7 @@ stamp_base="$VENV/.installed-$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -c1-1
 stamp="$stamp_base-$EXTRAS"
 # The test extra includes the example extra, so a test venv serves the demo as it is.
 if [ ! -f "$stamp" ] && ! { [ "$EXTRAS" = example ] && [ -f "$stamp_base-test" ]; }; then
-  "$VENV/bin/python" -m pip install -q -e "$REPO_ROOT[$EXTRAS]"
+  # eager: what a fresh machine resolves today (the newest sentry-sdk among them), not what an older venv kept
+  "$VENV/bin/python" -m pip install -q --upgrade --upgrade-strategy eager -e "$REPO_ROOT[$EXTRAS]"
   touch "$stamp"
 fi

@@ -1,16 +1,15 @@
-"""Sentry transactions from OpenTelemetry spans.
+"""Local traces from OpenTelemetry spans, for Sentry: as transactions, or (``span_items.py``) span items.
 
-Each finished local-root span becomes one transaction with its local children as spans
-(op ``http.server``/``http.client``, ``gen_ai.chat`` for a GenAI operation with the data keys
-Sentry's AI monitoring reads, description ``METHOD /route``, status from the HTTP
-status), sent as one envelope each through sentry-sdk's own transport. They are built from the
-clean span copies the OTLP export uses (each span is scrubbed once for every sender), so
-nothing is scrubbed twice or serialised through the client. They carry what Sentry's product reads:
-the trace's DSC (the envelope's ``trace`` header: the caller's frozen one, or ours),
-``request``, ``contexts.response.status_code``, and Sentry's span data keys (``http.method``,
-``url``) beside the OTel ones; the end user's IP and user agent only with PII on. Building
-happens on a background thread behind a bounded queue, so the request path only pays for an
-append; a full queue drops and counts.
+Each finished local-root span and its local children are one local trace, cleaned (the clean span
+copies the OTLP export uses: each span is scrubbed once for every sender) and handed to a sender
+on a background thread behind a bounded queue, so the request path only pays for an append; a
+full queue drops and counts. :class:`TransactionSender` makes it one transaction (op
+``http.server``/``http.client``, ``gen_ai.chat`` for a GenAI operation with the data keys Sentry's
+AI monitoring reads, description ``METHOD /route``, status from the HTTP status), sent as one
+envelope through sentry-sdk's own transport, never serialised through the client. It carries what
+Sentry's product reads: the trace's DSC (the envelope's ``trace`` header: the caller's frozen one,
+or ours), ``request``, ``contexts.response.status_code``, and Sentry's span data keys
+(``http.method``, ``url``) beside the OTel ones; the end user's IP and user agent only with PII on.
 """
 
 from __future__ import annotations

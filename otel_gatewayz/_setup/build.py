@@ -108,7 +108,6 @@ def _sdk_arguments(
     sentry_traces: SpanProcessor | None,
     auto_instrumentation_version: str | None,
     env: Mapping[str, str],
-    dsc: DscSource,
     journal: Journal,
 ) -> dict[str, Any]:
     settings = parts.settings
@@ -204,7 +203,7 @@ def build(
     drop_client_chosen_labels()
     journal = Journal(parts.instruments.drops)
     arguments = _sdk_arguments(
-        parts, sentry.traces if sentry is not None else None, auto_instrumentation_version, env, dsc, journal
+        parts, sentry.traces if sentry is not None else None, auto_instrumentation_version, env, journal
     )
     _configure_sdk(sdk_configure, arguments, env)
     with contained("measurement hook"):

@@ -178,3 +178,32 @@ def test_sdk_calls_with_made_up_models_keep_the_token_usage_series_bounded(stack
     assert "gpt-4o-mini" in models and "other" in models
     assert len(models) <= 100 + 1, sorted(models)
     assert len(usage) <= 2 * (100 + 1)  # input and output tokens per model label
+
+
+def test_sdk_calls_reach_sentry_as_gen_ai_span_items(stack, gateway_factory, sentry_recorder):
+    """As sentry-sdk 3's own OpenAI integration sends them: op ``gen_ai.chat``, the gen_ai data its AI views read."""
+    env = {
+        **STAGING,
+        "SENTRY_DSN": sentry_recorder.dsn,
+        "SENTRY_TRACES_SAMPLE_RATE": "1.0",
+        "GATEWAYZ_SENTRY_TRACES_VIA": "spans",
+    }
+    gateway = gateway_factory(env=env, bin_dir=stack, provider_env=PROVIDER_ENV)
+    prompt = "zebra-quasar-prompt"
+    assert _sdk_chat(gateway.base_url, messages=[{"role": "user", "content": prompt}]).status_code == 200
+
+    def gen_ai_spans() -> list[dict[str, Any]] | None:
+        spans = [s for item in sentry_recorder.items("span") for s in item.json()["items"]]
+        found = [s for s in spans if s["attributes"]["sentry.op"]["value"] == "gen_ai.chat"]
+        return found or None
+
+    [span] = eventually(gen_ai_spans, timeout=20, what="a gen_ai.chat span item")
+    attrs = {key: value["value"] for key, value in span["attributes"].items()}
+    assert span["name"] == "chat gpt-4o-mini" and span["status"] == "ok" and not span["is_segment"]
+    assert (attrs["gen_ai.operation.name"], attrs["gen_ai.request.model"]) == ("chat", "gpt-4o-mini")
+    assert attrs["gen_ai.system"] == attrs["gen_ai.provider.name"] == "openai"
+    assert (
+        attrs["gen_ai.usage.total_tokens"] == attrs["gen_ai.usage.input_tokens"] + attrs["gen_ai.usage.output_tokens"]
+    )
+    assert attrs["gen_ai.usage.input_tokens"] > 0
+    assert prompt.encode() not in sentry_recorder.all_bytes()  # content stays out by default

@@ -66,3 +66,20 @@ def test_an_out_of_range_sentry_sdk_is_not_imported_at_all(monkeypatch):
     monkeypatch.delitem(sys.modules, "otel_gatewayz._setup.sentry_side", raising=False)
     assert build._sentry_side_module([Mismatch("sentry-sdk", "4.0.0", ">=2.75,<4")]) is None
     assert "otel_gatewayz._setup.sentry_side" not in sys.modules
+
+
+def test_the_readme_shows_the_data_collection_mapping_the_code_applies():
+    from pathlib import Path
+
+    from otel_gatewayz._sentry.sdk import Collection, data_collection, data_collection_table
+
+    assert data_collection_table() in (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    off = data_collection(
+        Collection(send_default_pii=False, include_local_variables=False, capture_message_content=False)
+    )
+    assert off["user_info"] is False and off["cookies"] == {"mode": "off"} and off["http_bodies"] == []
+    assert off["gen_ai"] == {"inputs": False, "outputs": False} and off["stack_frame_variables"] is False
+    assert "user-agent" in off["http_headers"]["request"]["terms"]
+    on = data_collection(Collection(send_default_pii=True, include_local_variables=True, capture_message_content=True))
+    assert on["user_info"] is True and on["gen_ai"] == {"inputs": True, "outputs": True}
+    assert "terms" not in on["http_headers"]["request"] and on["stack_frame_variables"] is True
