@@ -336,11 +336,11 @@ class SettingRejected(RuntimeError):
 
 
 def rejected_setting(config: Config, log_text: str) -> str | None:
-    """The log line in which the distro refused one of ``config.env`` (``NAME: 'value' is not ...``), if any."""
+    """How the distro refused one of ``config.env``, from its log line (``NAME: 'value' is not ...``), if it did."""
     for name, value in config.env:
         for line in log_text.splitlines():
             if f"{name}: {value!r}" in line:
-                return line.strip()
+                return line[line.index(name) :].strip()
     return None
 
 
@@ -496,7 +496,7 @@ def start_gateway(
     rejection = rejected_setting(config, log.read_text(errors="replace"))
     if rejection is not None:
         gateway.stop()
-        raise SettingRejected(f"the otel_gatewayz measured refuses its setting: {rejection[-160:]}")
+        raise SettingRejected(f"the otel_gatewayz measured refuses it: {rejection[:160]}")
     return gateway
 
 
