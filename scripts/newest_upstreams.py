@@ -189,6 +189,18 @@ def in_range(version: str, spec: str) -> bool | None:
     return SpecifierSet(spec).contains(version, prereleases=True)
 
 
+_EXCEPTION = re.compile(r"^\s*(E\s+)?([\w.]+(Error|Exception)\b:.*)$")
+
+
+def first_raised(text: str, message: str) -> str:
+    """pytest's first ``E   `` line (the message may only say "collection failure"), and, when the
+    report goes on to a server's log (a gateway that died at start), the last exception in it."""
+    raised = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    first = (raised or [message])[0][:200]
+    last = [m.group(2).strip() for m in map(_EXCEPTION.match, text.splitlines()) if m]
+    return first if not last or last[-1][:100] in first else f"{first}\n      ... {last[-1][:200]}"
+
+
 def failures(junit: Path) -> tuple[int, list[tuple[str, str]]]:
     """Tests run and ``(test id, first error line)`` of each failure or error, from pytest's JUnit XML."""
     if not junit.exists():
@@ -199,9 +211,7 @@ def failures(junit: Path) -> tuple[int, list[tuple[str, str]]]:
         total += 1
         for problem in (*case.findall("failure"), *case.findall("error")):
             test = f"{case.get('classname', '')}::{case.get('name', '')}".strip(":")
-            # pytest's "E   " lines hold the exception; the message may only say "collection failure".
-            raised = [line[1:].strip() for line in (problem.text or "").splitlines() if line.startswith("E ")]
-            broken.append((test, (raised or [problem.get("message") or "(no message)"])[0][:200]))
+            broken.append((test, first_raised(problem.text or "", problem.get("message") or "(no message)")))
     return total, broken
 
 
@@ -229,8 +239,8 @@ def report(
                 note = "outside our range"
                 outside.append(f"{name} {have} (we declare {dep.declared})")
             if newest.get(name) and newest[name] != have:
-                held = "kept within our range (--within)" if name in within else "held back"
-                note = (note + "; " if note else "") + f"{held} from {newest[name]}"
+                held = "kept within our range (--within)" if name in within else "held back by pip's resolution"
+                note = (note + "; " if note else "") + held
         where = f"{dep.declared} ({', '.join(dep.sources)})"
         lines.append(f"{name:<46} {where:<34} {have:<11} {newest.get(name) or '?':<11} {note}")
     lines.append("")

@@ -52,3 +52,17 @@ def test_failures_are_read_from_pytest_s_junit_report(tmp_path: Path) -> None:
         ],
     )
     assert nu.failures(tmp_path / "missing.xml")[1][0][0] == "pytest"
+
+
+def test_a_gateway_that_died_at_start_is_reported_with_the_last_exception_in_its_log() -> None:
+    text = (
+        "E   tests.servers.processes.ProcessDied: server died before http://x/health answered\n"
+        "E   --- log ---\n"
+        '      File "otel_gatewayz/_sentry/transactions.py", line 31, in <module>\n'
+        "    ModuleNotFoundError: No module named 'sentry_sdk.tracing'\n"
+    )
+    assert nu.first_raised(text, "ProcessDied") == (
+        "tests.servers.processes.ProcessDied: server died before http://x/health answered\n"
+        "      ... ModuleNotFoundError: No module named 'sentry_sdk.tracing'"
+    )
+    assert nu.first_raised("E   AssertionError: 1 != 2\n", "m") == "AssertionError: 1 != 2"
