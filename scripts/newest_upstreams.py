@@ -5,7 +5,8 @@ upstream releases break us. It builds a venv with the newest release of every de
 declare (runtime, every extra, and the provider-SDK stack in ``tests/stacks/current.txt``) with
 our caps ignored, runs the unit tests and the smoke end-to-end test in it, and prints, per
 package, what got installed against what we declare, then each failing test with its first error
-line. Exit status: 0 when nothing broke, 1 when a test failed, 2 when the venv could not be built.
+line (also kept in ``$OGZ_CACHE/newest-upstreams/last-report.txt``). Exit status: 0 when nothing
+broke, 1 when a test failed, 2 when the venv could not be built.
 
 The venv is cached under ``$OGZ_CACHE/newest-upstreams/<key>`` (the key covers the declared
 requirements, ``BUILD`` and the checkout's path: the project is installed editable) and is
@@ -305,10 +306,11 @@ def main() -> int:
     print(f"newest-upstreams: running {' '.join(TESTS)} ...", file=sys.stderr, flush=True)
     subprocess.run([*pytest, f"--junitxml={junit}", *TESTS, *args.pytest_args], cwd=REPO, check=False)
     total, broken = failures(junit)
-    print()
     kept = f"; kept within our range: {', '.join(sorted(within))}" if within else ""
-    print(f"otel_gatewayz against the newest upstream releases ({today}{kept}; venv {venv})")
-    print("\n".join(report(deps, installed_versions(venv), newest, findings, total, broken, within)))
+    lines = [f"otel_gatewayz against the newest upstream releases ({today}{kept}; venv {venv})"]
+    lines += report(deps, installed_versions(venv), newest, findings, total, broken, within)
+    (cache / "last-report.txt").write_text("\n".join(lines) + "\n")  # for the release's closing note
+    print("\n" + "\n".join(lines))
     return 1 if broken else 0
 
 
