@@ -76,7 +76,7 @@ class Config:
 
     key: str
     label: str
-    kind: str  # none | otel | sentry | ours
+    kind: str  # none | otel | sentry (2.x) | sentry3 | ours
     rate: float | None = None  # traces sample rate; None = the configuration's own default
     env: tuple[tuple[str, str], ...] = ()  # extra environment (ours only)
 
@@ -86,13 +86,15 @@ class Config:
 
     @property
     def uses_sentry(self) -> bool:
-        return self.kind in ("sentry", "ours")
+        return self.kind in ("sentry", "sentry3", "ours")
 
 
 EXAMPLE_APP = "examples.gateway.app:app"
 HUGE_APP = "bench.huge_app:app"  # a failing frame holding a local of any size
 NO_BUDGET = (("GATEWAYZ_ERROR_EVENT_BUDGET", "unlimited"),)
 VIA_OTLP = (("GATEWAYZ_SENTRY_TRACES_VIA", "otlp"),)
+VIA_ENVELOPE = (("GATEWAYZ_SENTRY_TRACES_VIA", "envelope"),)
+VIA_SPANS = (("GATEWAYZ_SENTRY_TRACES_VIA", "spans"),)
 PROD_RATE = 0.01  # our production default (APP_ENV=production), used for the peers too
 
 CONFIGS = {
@@ -101,14 +103,20 @@ CONFIGS = {
         Config("none", "uninstrumented", "none"),
         Config("otel-100", "plain OTel @100%", "otel", 1.0),
         Config("otel-prod", "plain OTel @1%", "otel", PROD_RATE),
-        Config("sentry-100", "sentry-sdk @100%", "sentry", 1.0),
-        Config("sentry-prod", "sentry-sdk @1%", "sentry", PROD_RATE),
+        Config("sentry-100", "sentry-sdk 2 @100%", "sentry", 1.0),
+        Config("sentry-prod", "sentry-sdk 2 @1%", "sentry", PROD_RATE),
+        # Today's sentry-sdk: no transactions, every sampled trace's spans streamed as span v2 items.
+        Config("sentry3-100", "sentry-sdk 3 @100%", "sentry3", 1.0),
+        Config("sentry3-prod", "sentry-sdk 3 @1%", "sentry3", PROD_RATE),
         Config("ours-100", "otel_gatewayz @100%", "ours", 1.0),
         Config("ours-prod", "otel_gatewayz @prod default (1%)", "ours", None),
         # Every error a full event (storm control off): the cost of one full Sentry event.
         Config("ours-full", "otel_gatewayz @1%, no event budget", "ours", None, NO_BUDGET),
         # Sampled traces batched to Sentry's OTLP intake instead of one envelope per request.
         Config("ours-otlp", "otel_gatewayz @100%, Sentry via OTLP", "ours", 1.0, VIA_OTLP),
+        # The two envelope routes, named rather than left to `auto` (which picks by SDK major and DSN).
+        Config("ours-envelope", "otel_gatewayz @100%, transactions", "ours", 1.0, VIA_ENVELOPE),
+        Config("ours-spans", "otel_gatewayz @100%, span items", "ours", 1.0, VIA_SPANS),
     )
 }
 
@@ -323,6 +331,19 @@ def app_dir(workdir: Path) -> Path:
 _DISTRO_LINE = "otel_gatewayz: service="
 
 
+class SettingRejected(RuntimeError):
+    """Our distro refused a setting the configuration depends on: it would measure something else."""
+
+
+def rejected_setting(config: Config, log_text: str) -> str | None:
+    """How the distro refused one of ``config.env``, from its log line (``NAME: 'value' is not ...``), if it did."""
+    for name, value in config.env:
+        for line in log_text.splitlines():
+            if f"{name}: {value!r}" in line:
+                return line[line.index(name) :].strip()
+    return None
+
+
 def check_distro(gateway: Gateway) -> None:
     """Fail loudly when our distro is loaded where it must not be (or missing where it must)."""
     loaded = _DISTRO_LINE in gateway.log.read_text(errors="replace")
@@ -443,8 +464,8 @@ def gateway_command(
             app,
             *uvicorn_args,
         ], env
-    if config.kind == "sentry":
-        venv_bin = venvs.ensure_venv("sentry") / "bin"
+    if config.kind in ("sentry", "sentry3"):
+        venv_bin = venvs.ensure_venv(config.kind) / "bin"
         env.update(BENCH_SENTRY_DSN=dsn, BENCH_SENTRY_RATE=str(config.rate))
         return [str(venv_bin / "uvicorn"), "bench.sentry_app:app", *uvicorn_args], env
     raise ValueError(config.kind)
@@ -472,6 +493,10 @@ def start_gateway(
     gateway = Gateway(config, proc, port, metrics_port if config.kind in ("ours", "otel") else None, log)
     wait_http(f"{gateway.url}/health", proc, 60, log)
     check_distro(gateway)
+    rejection = rejected_setting(config, log.read_text(errors="replace"))
+    if rejection is not None:
+        gateway.stop()
+        raise SettingRejected(f"the otel_gatewayz measured refuses it: {rejection[:160]}")
     return gateway
 
 

@@ -7,7 +7,12 @@ instrumentation)::
         uvicorn bench.sentry_app:app
 
 ``sentry_sdk.init`` runs before the app is imported, with the default (auto-enabled)
-integrations: FastAPI, Starlette, httpx, logging. The app's context calls
+integrations: FastAPI, Starlette, httpx (and logging on 2.x; 3.x no longer enables it by
+default). It runs on both majors, collecting the same data: 2.x with ``send_default_pii=False``;
+3.x, which replaced that option with ``data_collection`` (whose defaults collect more), with the
+categories 2.x kept back without PII turned off: user info, cookies, gen_ai inputs and outputs.
+Sampled traces go as 2.x and 3.x send them: a transaction envelope per request on 2.x, span v2
+items (one envelope per trace, ``trace_lifecycle="stream"``, the only mode) on 3.x. The app's context calls
 (``set_user_context``, ``set_request_context``, ``add_breadcrumb``, ``capture_errors``) are
 served by a small stand-in for ``otel_gatewayz`` built on sentry-sdk's own scope API, the way
 the error-logging spec's ``SentryService`` does it, so this peer carries the same user,
@@ -24,17 +29,27 @@ import types
 from typing import Any
 
 import sentry_sdk
-import sentry_sdk.consts
 
-# PII off, as ours: sentry-sdk 2's ``send_default_pii``; 3.x replaced it with ``data_collection``,
-# whose defaults are left as a 3.x user gets them (what native 3.x sends by default is the reference).
-_PII_OFF: dict[str, Any] = {"send_default_pii": False} if sentry_sdk.consts.VERSION.startswith("2.") else {}
+SENTRY_MAJOR = int(sentry_sdk.VERSION.split(".", 1)[0])
+# What 2.x sends with send_default_pii=False, said the way 3.x takes it (an unknown option is a TypeError there).
+_PRIVACY: dict[str, Any] = (
+    {"send_default_pii": False}
+    if SENTRY_MAJOR < 3
+    else {
+        "data_collection": {
+            "user_info": False,
+            "cookies": {"mode": "off"},
+            "gen_ai": {"inputs": False, "outputs": False},
+        }
+    }
+)
+
 sentry_sdk.init(
     dsn=os.environ["BENCH_SENTRY_DSN"],
     traces_sample_rate=float(os.environ.get("BENCH_SENTRY_RATE", "1.0")),
     environment=os.environ.get("APP_ENV", "production"),
     release="gatewayz-api@bench",
-    **_PII_OFF,
+    **_PRIVACY,
 )
 
 

@@ -122,14 +122,14 @@ class Handler(BaseHTTPRequestHandler):
         mode = server.mode
         key = self.path.split("?", 1)[0]
         if server.kind != "sentry":
-            types = []
+            counts: dict[str, int] = {}
         elif "/integration/otlp/" in key:  # Sentry's OTLP trace intake: one batch of spans
-            types = ["otlp_intake"]
+            counts = {"otlp_intake": 1}
         else:
-            types = _item_types(body, self.headers.get("Content-Encoding"))
+            counts = _item_counts(body, self.headers.get("Content-Encoding"))
         with server.lock:
-            for item_type in types:
-                server.items[item_type] = server.items.get(item_type, 0) + 1
+            for item_type, count in counts.items():
+                server.items[item_type] = server.items.get(item_type, 0) + count
             server.requests += 1
             server.bytes += len(body)
             server.by_path[key] = server.by_path.get(key, 0) + 1
@@ -156,16 +156,23 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-def _item_types(body: bytes, encoding: str | None) -> list[str]:
-    """The item types of a Sentry envelope (header line, then item header + payload pairs)."""
+SPAN_V2 = "application/vnd.sentry.items.span.v2+json"
+
+
+def _item_counts(body: bytes, encoding: str | None) -> dict[str, int]:
+    """Items of a Sentry envelope by type (header line, then item header + payload pairs).
+
+    A span v2 item (``type: span``, sentry-sdk 3's way of sending spans) holds a trace's spans:
+    it counts once as ``span`` and its ``item_count`` spans count as ``span_v2_spans``.
+    """
+    counts: dict[str, int] = {}
     try:
         if encoding == "gzip":
             body = gzip.decompress(body)
         elif encoding == "deflate":
             body = zlib.decompress(body)
         elif encoding == "br":
-            return ["(brotli)"]
-        types = []
+            return {"(brotli)": 1}
         pos = body.find(b"\n") + 1
         while 0 < pos < len(body):
             end = body.find(b"\n", pos)
@@ -175,16 +182,19 @@ def _item_types(body: bytes, encoding: str | None) -> list[str]:
             if not line:
                 continue
             header = json.loads(line)
-            types.append(str(header.get("type")))
+            item_type = str(header.get("type"))
+            counts[item_type] = counts.get(item_type, 0) + 1
+            if item_type == "span" and header.get("content_type") == SPAN_V2:
+                counts["span_v2_spans"] = counts.get("span_v2_spans", 0) + int(header.get("item_count") or 0)
             length = header.get("length")
             if length is None:
                 nxt = body.find(b"\n", pos)
                 pos = len(body) if nxt < 0 else nxt + 1
             else:
                 pos += int(length) + 1
-        return types
+        return counts
     except (ValueError, OSError, EOFError):
-        return ["(unparsed)"]
+        return {"(unparsed)": 1}
 
 
 def main() -> None:

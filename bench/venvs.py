@@ -3,17 +3,23 @@
 Each peer gets its own venv under ``${OGZ_CACHE:-~/.cache/otel_gatewayz}/bench-<name>-<hash>``;
 the hash covers the requirement list and the pinned versions, so a change rebuilds it. Versions
 are pinned to those of the running (dev) environment wherever the package exists there, so
-the peers run the same FastAPI, Starlette, uvicorn, httpx, OpenTelemetry and sentry-sdk.
+the peers run the same FastAPI, Starlette, uvicorn, httpx, OpenTelemetry and sentry-sdk. A peer
+that names a range itself (the two sentry-sdk majors) keeps the dev version only when it is in
+that range, else pip picks the newest release in it: the dev env moves between majors, the peers
+must not.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 __all__ = ["PEERS", "cache_dir", "constraints", "ensure_venv"]
 
@@ -35,7 +41,9 @@ PEERS: dict[str, tuple[str, ...]] = {
         "sentry-sdk",
     ),
     # sentry-sdk with its own (auto-enabled) FastAPI/Starlette/httpx integrations; no OpenTelemetry.
-    "sentry": ("sentry-sdk", "fastapi", "uvicorn", "httpx", "openai"),
+    # 2.x sends one transaction envelope per sampled request; 3.x streams span v2 items.
+    "sentry": ("sentry-sdk>=2.75,<3", "fastapi", "uvicorn", "httpx", "openai"),
+    "sentry3": ("sentry-sdk>=3,<4", "fastapi", "uvicorn", "httpx", "openai"),
     # The sampling profiler used by bench/profile_app.py (a wheel with its binary inside).
     "pyspy": ("py-spy",),
 }
@@ -56,6 +64,21 @@ def constraints() -> list[str]:
     return sorted(set(pins), key=str.lower)
 
 
+def peer_pins(requirements: tuple[str, ...], pins: list[str]) -> list[str]:
+    """The dev env's pins, less those outside a range the peer names itself (``sentry-sdk>=3,<4``)."""
+    ranges = {_name(r.name): r.specifier for r in map(Requirement, requirements) if r.specifier}
+    kept = []
+    for pin in pins:
+        name, version = pin.split("==", 1)
+        if _name(name) not in ranges or ranges[_name(name)].contains(version, prereleases=True):
+            kept.append(pin)
+    return kept
+
+
+def _name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
@@ -63,7 +86,7 @@ def _python(venv: Path) -> Path:
 def ensure_venv(name: str, log: bool = True) -> Path:
     """The venv of peer ``name``, built (pip, from PyPI) when missing or out of date."""
     requirements = PEERS[name]
-    pins = constraints()
+    pins = peer_pins(requirements, constraints())
     key = hashlib.sha256("\n".join([sys.version, *requirements, *pins]).encode()).hexdigest()[:10]
     venv = cache_dir() / f"bench-{name}-{key}"
     if (venv / ".complete").exists():
