@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sentry_sdk.consts
 
 from tests.servers.bugsink import BugsinkServer
 from tests.servers.gateway import GatewayFactory
@@ -105,6 +106,50 @@ SEND_TRANSACTION = """
 """
 
 
+SEND_SPANS = """
+    import os, sentry_sdk
+    from sentry_sdk import traces
+
+    sentry_sdk.init(
+        dsn=os.environ["DSN"], release="ogz@1.2.3", traces_sample_rate=1.0,
+        auto_enabling_integrations=False,
+    )
+    with traces.start_span("GET /v1/things", attributes={"sentry.op": "http.server"}) as segment:
+        with traces.start_span("POST provider", attributes={"sentry.op": "http.client"}):
+            pass
+        sentry_sdk.capture_message("inside the trace")
+    sentry_sdk.flush()
+    print(segment.trace_id)
+"""
+SENTRY_SDK_3 = sentry_sdk.consts.VERSION.startswith("3.")
+
+
+@pytest.mark.skipif(not SENTRY_SDK_3, reason="sentry-sdk 3 streams span items; 2.x sends transactions (the test below)")
+def test_sentry_recorder_parses_span_envelopes(sentry_recorder: SentryRecorder) -> None:
+    trace_id = run_python(SEND_SPANS, {"DSN": sentry_recorder.dsn}).strip()
+
+    [event] = sentry_recorder.wait_for_events(1)
+
+    def segment_envelope(recorder: SentryRecorder) -> Any:
+        for envelope in recorder.envelopes():
+            for item in envelope.of_type("span"):
+                if any(s["is_segment"] and s["name"] == "GET /v1/things" for s in item.json()["items"]):
+                    return envelope, item
+        return None
+
+    envelope, item = sentry_recorder.wait_for(segment_envelope)
+    assert item.headers["content_type"] == "application/vnd.sentry.items.span.v2+json"
+    spans = item.json()["items"]
+    assert item.headers["item_count"] == len(spans)
+    assert {s["name"]: s["is_segment"] for s in spans} == {"GET /v1/things": True, "POST provider": False}
+    assert {s["trace_id"] for s in spans} == {trace_id} == {envelope.headers["trace"]["trace_id"]}
+    assert all(s["attributes"]["sentry.release"]["value"] == "ogz@1.2.3" for s in spans)
+    assert event["message"] == "inside the trace" and event["contexts"]["trace"]["trace_id"] == trace_id
+    assert envelope.request_headers.get("content-encoding") in {"gzip", "br"}
+    assert sentry_recorder.errors() == []
+
+
+@pytest.mark.skipif(SENTRY_SDK_3, reason="sentry-sdk 3 has no transactions (the test above)")
 def test_sentry_recorder_parses_transaction_envelopes(sentry_recorder: SentryRecorder) -> None:
     trace_id = run_python(SEND_TRANSACTION, {"DSN": sentry_recorder.dsn}).strip()
 
