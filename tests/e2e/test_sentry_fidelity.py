@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -340,15 +341,17 @@ def _drive(base_url: str) -> None:
 def _shape(recorder: SentryRecorder) -> set[str]:
     """``kind:field``, ``kind:contexts.name`` and ``kind:header.name`` for every item the recorder got.
 
-    Span v2 items (sentry-sdk 3) add ``span:field`` and ``span:attr.name`` per span, and
-    ``segment:attr.name`` for the segment (the server span) alone.
+    On sentry-sdk 3, span v2 items add ``span:field`` and ``span:attr.name`` per span, and
+    ``segment:attr.name`` for the segment (the server span) alone. (On 2.x the only span items
+    are native's standalone OpenAI spans, allowed as ``item:span``.)
     """
     found: set[str] = set()
+    compared = ("event", "transaction", "span") if STREAMS_SPANS else ("event", "transaction")
     for envelope in recorder.envelopes():
         for item in envelope.items:
             kind = item.type
             found.add(f"item:{kind}")
-            if kind not in ("event", "transaction", "span"):
+            if kind not in compared:
                 continue
             found.update(f"{kind}:header.{name}" for name in envelope.headers)
             found.update(f"{kind}:header.trace.{name}" for name in envelope.headers.get("trace") or {})
@@ -363,6 +366,14 @@ def _shape(recorder: SentryRecorder) -> set[str]:
             found.update(f"{kind}:{key}" for key in payload)
             found.update(f"{kind}:contexts.{name}" for name in payload.get("contexts") or {})
     return found
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def _traced(recorder: SentryRecorder) -> int:
@@ -404,9 +415,15 @@ def test_side_by_side_with_sentry_sdks_fastapi_integration(tmp_path, gateway_fac
         ours = _shape(ours_recorder)
 
     assert "item:sessions" in native, "native sent no sessions: the comparison would miss release health"
-    assert ("item:span" in native) is STREAMS_SPANS and ("item:span" in ours) is STREAMS_SPANS
+    # 3.x: both send span items; 2.x: transactions (native's OpenAI integration adds standalone span items).
+    assert ("item:span" in ours) is STREAMS_SPANS and ("item:transaction" in ours) is not STREAMS_SPANS
+    assert "item:span" in native and ("item:transaction" in native) is not STREAMS_SPANS
     allowed = ALLOWED_MISSING_3 if STREAMS_SPANS else ALLOWED_MISSING
     missing = native - ours
+    if not _installed("opentelemetry-instrumentation-genai-openai"):
+        # Native's OpenAI integration makes a gen_ai span per SDK call; ours come from the official
+        # GenAI instrumentation, not installed in this venv (the SDK stacks check them as span items).
+        missing = {shape for shape in missing if not shape.startswith("span:attr.gen_ai.")}
     assert missing <= allowed, f"native sends, ours does not: {sorted(missing - allowed)}"
     if STREAMS_SPANS:  # what native 3.x sends by default that ours must not
         assert "segment:attr.process.command_args" in native
