@@ -201,7 +201,7 @@ def test_sdk_calls_reach_sentry_as_gen_ai_span_items(stack, gateway_factory, sen
     attrs = {key: value["value"] for key, value in span["attributes"].items()}
     assert span["name"] == "chat gpt-4o-mini" and span["status"] == "ok" and not span["is_segment"]
     assert (attrs["gen_ai.operation.name"], attrs["gen_ai.request.model"]) == ("chat", "gpt-4o-mini")
-    assert attrs["gen_ai.system"] == attrs["gen_ai.provider.name"] == "openai"
+    assert attrs["gen_ai.system"] == attrs["gen_ai.provider.name"] == "openrouter"  # the request context
     assert (
         attrs["gen_ai.usage.total_tokens"] == attrs["gen_ai.usage.input_tokens"] + attrs["gen_ai.usage.output_tokens"]
     )
