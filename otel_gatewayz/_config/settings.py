@@ -380,7 +380,8 @@ class Settings:
         default=9464,
         invalid=None,
         on_error="the Prometheus endpoint is disabled (metrics are still counted and exported)",
-        meaning="The port `/metrics` is served on; a port taken by a sibling worker is served by that worker.",
+        meaning="The port `/metrics` is served on; a port taken by a sibling worker is served by that worker, one "
+        "taken by another program is one warning naming the program (the process serves it once it frees).",
     )
     traces_exporters: tuple[str, ...] = setting(
         sources=("OTEL_TRACES_EXPORTER",),

@@ -37,6 +37,7 @@ from .._config.settings import Settings, load_settings
 from .._safety.log import log_once, logger
 from .journal import Journal, read_deltas
 from .merge import alive, merge, to_json
+from .port_owner import port_owner
 from .replay import replay
 
 RESOURCE_LABELS = frozenset({"service.name", "deployment.environment.name", "service.version"})
@@ -220,6 +221,7 @@ class GatewayzPrometheusReader(PrometheusMetricReader):
         self._port = options.port
         self._interval = options.write_interval
         self._serving = False
+        self._taken_checks = 0
         self._journal = journal
         self._own_lock = threading.RLock()
         self._write_lock = threading.Lock()
@@ -291,19 +293,48 @@ class GatewayzPrometheusReader(PrometheusMetricReader):
                 )
                 self._port = None
                 return
-            # Expected in a worker: a sibling (or the supervisor) serves the totals.
+            self._port_taken()
+            return
+        self._serving = True
+        logger.info("otel_gatewayz: Prometheus metrics on http://%s:%s/metrics", self._host, self._port)
+
+    def _port_taken(self) -> None:
+        """The port is in use: expected in a worker (a sibling or the supervisor serves the totals), else said.
+
+        A sibling writes its snapshots in our directory; a server whose processes have none there
+        after a write interval (time for a starting sibling's first) has no ``/metrics`` at all.
+        """
+        if self._siblings():
             log_once(
                 "prometheus-port-taken",
                 logging.INFO,
-                "otel_gatewayz: %s:%s is taken, presumably by a sibling worker serving the totals; "
-                "this process writes its metrics to %s and takes over if the port frees",
+                "otel_gatewayz: %s:%s is served by a sibling worker with the totals; this process writes its "
+                "metrics to %s and takes over if the port frees",
                 self._host,
                 self._port,
                 self.directory,
             )
             return
-        self._serving = True
-        logger.info("otel_gatewayz: Prometheus metrics on http://%s:%s/metrics", self._host, self._port)
+        self._taken_checks += 1
+        if self._taken_checks < 2:
+            return  # the first check at start-up: a sibling may not have written yet
+        log_once(
+            "prometheus-port-foreign",
+            logging.WARNING,
+            "otel_gatewayz: OTEL_EXPORTER_PROMETHEUS_PORT: %s:%s is taken by %s, and no worker of this server "
+            "serves /metrics; metrics are still counted and exported, and this process serves them if the port frees",
+            self._host,
+            self._port,
+            (port_owner(self._port) if self._port is not None else None) or "another program",
+        )
+
+    def _siblings(self) -> bool:
+        """Another live process of this server writes its snapshots in our directory."""
+        for snapshot in self.directory.glob("*.json"):
+            pid = snapshot.name.split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and alive(int(pid)):
+                return True
+        return False
 
     def _start_writer(self) -> None:
         def loop() -> None:

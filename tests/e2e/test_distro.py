@@ -189,3 +189,39 @@ def test_an_unsupported_sentry_sdk_is_named_once_and_otel_keeps_working(otlp_rec
     doctor = run_cli(str(bin_dir), ["doctor"], {**base_env(bin_dir), "SENTRY_DSN": sentry_recorder.dsn})
     assert doctor.returncode == 1, doctor.stdout + doctor.stderr
     assert line in doctor.stdout and doctor.stdout.rstrip().endswith("FAILED")
+
+
+def test_a_metrics_port_taken_by_another_program_is_one_warning_naming_it(tmp_path, gateway_factory):
+    """A single-process server whose /metrics port another program holds: said once, by variable and holder."""
+    import subprocess
+    import sys
+
+    from tests.servers.ports import LOOPBACK, free_port
+
+    port = free_port()
+    squatter = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", LOOPBACK],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def listening() -> bool | None:
+            try:
+                return httpx.get(f"http://{LOOPBACK}:{port}/").status_code == 200 or None
+            except httpx.HTTPError:
+                return None
+
+        eventually(listening, what="the squatter")
+        gateway = gateway_factory(
+            env={"OTEL_EXPORTER_PROMETHEUS_HOST": LOOPBACK, "OTEL_EXPORTER_PROMETHEUS_PORT": str(port)}
+        )
+        assert chat(gateway.base_url).status_code == 200
+        warning = f"OTEL_EXPORTER_PROMETHEUS_PORT: 127.0.0.1:{port} is taken by pid {squatter.pid}"
+        logs = eventually(lambda: gateway.logs() if warning in gateway.logs() else None, what="the warning")
+    finally:
+        squatter.terminate()
+        squatter.wait(10)
+    [line] = [line for line in logs.splitlines() if warning in line]
+    assert line.startswith("WARNING") and "http.server" in line and "no worker of this server serves /metrics" in line
+    assert "presumably" not in logs and "sibling" not in logs

@@ -378,6 +378,8 @@ def test_every_worker_serves_and_sends(server, tmp_path, sentry_recorder, otlp_r
         otlp_recorder.wait_for(
             lambda r: sent_by_every_worker({s["attributes"].get("gatewayz.request.worker_pid") for s in r.spans()})
         )
+        # The port the others found taken is a sibling's: no warning that /metrics is not served.
+        assert "no worker of this server serves /metrics" not in logs()
         # Each worker is its own service instance, though --preload built the resource before the fork.
         instance_of = {
             (s["attributes"]["gatewayz.request.worker_pid"], s["resource"].get("service.instance.id"))

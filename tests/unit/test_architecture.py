@@ -101,3 +101,42 @@ def test_public_api_has_an_explicit_all():
 
     public = {n for n in vars(otel_gatewayz) if not n.startswith("_") and n != "annotations"}
     assert sorted(otel_gatewayz.__all__) == sorted(public)
+
+
+def test_every_third_party_module_the_package_imports_is_a_declared_dependency():
+    """An undeclared import (starlette, packaging) works only while something else happens to pull it in.
+
+    Imports guarded by ``except ImportError`` (FastAPI, uvicorn: optional) are the exception.
+    """
+    import sys
+    from importlib import metadata
+
+    from otel_gatewayz._setup.versions import declared_requirements
+
+    declared = {requirement.name.lower().replace("_", "-") for requirement in declared_requirements()}
+    distributions = metadata.packages_distributions()
+    undeclared: dict[str, set[str]] = {}
+    for name, path in modules().items():
+        tree = ast.parse(path.read_text())
+        guarded = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Try)
+            and any(isinstance(h.type, ast.Name) and h.type.id == "ImportError" for h in node.handlers)
+            for statement in node.body
+            for inner in ast.walk(statement)
+        }
+        for node in ast.walk(tree):
+            if id(node) in guarded:
+                continue
+            if isinstance(node, ast.Import):
+                tops = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                tops = {node.module.split(".")[0]}
+            else:
+                continue
+            for top in tops - set(sys.stdlib_module_names) - {"otel_gatewayz", "__future__"}:
+                owners = {d.lower().replace("_", "-") for d in distributions.get(top, [top])}
+                if not owners & declared:
+                    undeclared.setdefault(top, set()).add(name)
+    assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
