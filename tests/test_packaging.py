@@ -9,6 +9,7 @@ builds into a temporary directory (``python -m build``, which fetches its build 
 from __future__ import annotations
 
 import email
+import json
 import os
 import re
 import subprocess
@@ -114,3 +115,24 @@ def test_the_changelog_has_the_current_version() -> None:
     version = re.search(r'^version = "([^"]+)"', (REPO_ROOT / "pyproject.toml").read_text(), re.M)
     assert version is not None
     assert f"## [{version.group(1)}]" in (REPO_ROOT / "CHANGELOG.md").read_text()
+
+
+@pytest.mark.parametrize("sentry_sdk", ["2.76.0", "3.0.0"])
+def test_pip_resolves_the_wheel_beside_each_sentry_sdk_major(dist: Path, sentry_sdk: str) -> None:
+    """A project already on either major can install us (``ResolutionImpossible`` was the 3.0 report)."""
+    wheel = _one(dist, "*.whl")
+    pip = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-"]
+    done = subprocess.run(
+        [*pip, str(wheel), f"sentry-sdk=={sentry_sdk}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+
+    chosen = {
+        item["metadata"]["name"].lower(): item["metadata"]["version"] for item in json.loads(done.stdout)["install"]
+    }
+    assert chosen["sentry-sdk"] == sentry_sdk and "otel-gatewayz" in chosen
