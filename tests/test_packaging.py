@@ -130,9 +130,6 @@ def test_pip_resolves_the_wheel_beside_each_sentry_sdk_major(dist: Path, sentry_
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    import json
-
-    chosen = {
-        item["metadata"]["name"].lower(): item["metadata"]["version"] for item in json.loads(done.stdout)["install"]
-    }
+    report = json.loads(done.stdout)["install"]
+    chosen = {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in report}
     assert chosen["sentry-sdk"] == sentry_sdk and "otel-gatewayz" in chosen
