@@ -62,6 +62,9 @@ ROUTES = {
     # the error route asks for that up front: a reused, server-closed connection would fail.
     "error": Route("error", "GET", "/v1/errors/provider", 500, close=True),
 }
+# A streamed relay chat (SSE through plain httpx, its usage chunk read as it passes): where the
+# spend accounting (issue 24) is measured, with and without it (GATEWAYZ_SPEND).
+STREAM_ROUTE = Route("stream", "POST", "/v1/raw/chat/completions", 200, {**CHAT_BODY, "stream": True})
 # Loads that mix the routes, request i taking routes[i % len]: a production-like error rate, and a
 # provider outage where every other request fails the same way (one fingerprint: a storm).
 SCENARIOS = {
@@ -93,6 +96,7 @@ EXAMPLE_APP = "examples.gateway.app:app"
 HUGE_APP = "bench.huge_app:app"  # a failing frame holding a local of any size
 NO_BUDGET = (("GATEWAYZ_ERROR_EVENT_BUDGET", "unlimited"),)
 VIA_OTLP = (("GATEWAYZ_SENTRY_TRACES_VIA", "otlp"),)
+NO_SPEND = (("GATEWAYZ_SPEND", "false"),)
 PROD_RATE = 0.01  # our production default (APP_ENV=production), used for the peers too
 
 CONFIGS = {
@@ -109,6 +113,9 @@ CONFIGS = {
         Config("ours-full", "otel_gatewayz @1%, no event budget", "ours", None, NO_BUDGET),
         # Sampled traces batched to Sentry's OTLP intake instead of one envelope per request.
         Config("ours-otlp", "otel_gatewayz @100%, Sentry via OTLP", "ours", 1.0, VIA_OTLP),
+        # The spend accounting off: its cost is the ratio to ours-100 / ours-prod (bench/run.py --spend).
+        Config("ours-100-nospend", "otel_gatewayz @100%, no spend", "ours", 1.0, NO_SPEND),
+        Config("ours-prod-nospend", "otel_gatewayz @prod default, no spend", "ours", None, NO_SPEND),
     )
 }
 
