@@ -120,7 +120,7 @@ class Spend:
             "gen_ai.provider.name": instruments.providers(provider),
             "gen_ai.request.model": instruments.models(model),
             "gen_ai.operation.name": call.operation,
-            "gatewayz.plan": instruments.plans(plan) if plan else NO_PLAN,
+            "gatewayz.plan": instruments.plans(plan) if call.plan else NO_PLAN,  # a secret-like plan: other
         }
         for key, token_type, _ in TOKEN_KINDS:
             count = tokens[key]

@@ -163,3 +163,11 @@ def test_gatewayz_spend_turns_the_reading_on_and_off(value: str, reads: bool):
 
     runtime = make_runtime(Parts.build(load_settings({"GATEWAYZ_SPEND": value})), configured=False)
     assert (runtime.client_hooks._spend is not None) == reads
+
+
+def test_no_plan_is_none_and_a_secret_like_plan_is_other():
+    rig = Rig()
+    rig.spend.record(rig.call("gpt-4o-mini", plan=None), _answer("gpt-4o-mini", 13, 5))
+    rig.spend.record(rig.call("gpt-4o-mini", plan="sk-live-0123456789abcdef0123456789"), _answer("gpt-4o-mini", 13, 5))
+    plans = {dict(labels)["gatewayz.plan"] for labels in rig.points("gatewayz.gen_ai.cost.usd")}
+    assert plans == {"none", "other"}
