@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace import Span
 from opentelemetry.trace import SpanContext
 
 from .._metrics.bodies import watch_body
@@ -26,6 +27,7 @@ from .._metrics.genai import GenAiMetrics
 from .._safety.log import contained
 from .._spend.accounting import ProviderCall, Spend, SpendTotals, operation_of
 from .._spend.usage import UnsupportedEncoding, UsageReader, usage_reader
+from .processor import is_instrumentation_span
 from .propagation import allow_next_injection
 from .state import RequestState, current_state, new_breadcrumb, start_request_state
 
@@ -86,10 +88,10 @@ def _status_of(response: Any) -> int:
     return int(response[0])  # httpx ResponseInfo / transport tuple
 
 
-def _uses_genai_span(span: trace.Span, state: Any) -> bool:
-    """True when this (sampled) client span runs inside a GenAI operation span."""
+def _genai_parent(span: trace.Span, state: Any) -> Span | None:
+    """The open GenAI operation span this (sampled) client span runs in, if any."""
     parent = getattr(span, "parent", None)
-    return parent is not None and parent.span_id in state.genai_spans
+    return state.genai_spans.get(parent.span_id) if parent is not None else None
 
 
 def _sdk_of(headers: Any) -> str | None:
@@ -136,16 +138,16 @@ class ClientHooks:
         if state is not None:
             category = "provider" if state.request.get("provider") else "http"
             measured_sdks = self._measured_sdks  # empty unless a GenAI instrumentation is on: no header read
-            in_genai_span = _uses_genai_span(span, state)
+            genai_parent = _genai_parent(span, state)
             measured = (
                 category == "provider"
-                and not in_genai_span
+                and (genai_parent is None or not is_instrumentation_span(genai_parent))
                 and (headers is None or not measured_sdks or _sdk_of(headers) not in measured_sdks)
             )
             host_port = f"{host}:{port}" if port else host
             state.pending_calls[key] = (method, host_port, time.perf_counter(), category, measured)
             if category == "provider" and path is not None and self._spend is not None:
-                state.provider_calls[key] = _provider_call(span, state, path, in_genai_span)
+                state.provider_calls[key] = _provider_call(span, state, path, genai_parent)
 
     def _read_usage(self, call: ProviderCall, headers: Any, stream: Any) -> None:
         """Read the answer's usage as its body passes; count it when the body ends."""
@@ -285,11 +287,10 @@ class ClientHooks:
         return builder() if builder is not None else None
 
 
-def _provider_call(span: trace.Span, state: RequestState, path: str, in_genai_span: bool) -> ProviderCall:
+def _provider_call(span: trace.Span, state: RequestState, path: str, genai_span: Span | None) -> ProviderCall:
     parent = getattr(span, "parent", None)
     if not isinstance(parent, SpanContext) or not parent.is_valid:
         parent = None
-    genai_span = state.genai_spans.get(parent.span_id) if in_genai_span and parent is not None else None
     genai_totals = None
     if genai_span is not None and parent is not None:
         genai_totals = state.genai_spend.setdefault(parent.span_id, SpendTotals())

@@ -15,12 +15,16 @@ from .state import current_state
 GENAI_SCOPE_PREFIX = "opentelemetry.instrumentation.genai"
 
 
-def is_genai_span(span: ReadableSpan) -> bool:
-    """A span of an official GenAI instrumentation (or one carrying ``gen_ai.operation.name``)."""
+def is_instrumentation_span(span: ReadableSpan) -> bool:
+    """A span of an official GenAI instrumentation: its call's ``gen_ai.client.*`` metrics are recorded by it."""
     scope = span.instrumentation_scope
-    if scope is not None and scope.name.startswith((GENAI_SCOPE_PREFIX, "opentelemetry.instrumentation.openai")):
-        return True
-    return bool(span.attributes and "gen_ai.operation.name" in span.attributes)
+    return scope is not None and scope.name.startswith((GENAI_SCOPE_PREFIX, "opentelemetry.instrumentation.openai"))
+
+
+def is_genai_span(span: ReadableSpan) -> bool:
+    """A GenAI operation span: an official instrumentation's, or one carrying ``gen_ai.operation.name``
+    (anthropic 2.x makes its own, without metrics)."""
+    return is_instrumentation_span(span) or bool(span.attributes and "gen_ai.operation.name" in span.attributes)
 
 
 class ContextSpanProcessor(SpanProcessor):

@@ -120,6 +120,10 @@ def test_tokens_and_cost_of_sdk_and_relay_calls_on_metrics_and_spans(stack, gate
     assert _series(metrics, cost, **unknown) == 0  # never guessed
     assert _series(metrics, tokens, **unknown, gen_ai_token_type="input") == PROMPT_TOKENS  # still counted
     assert "alice" not in metrics and "user_id" not in metrics  # never by user
+    # Anthropic SDK calls are measured too (anthropic 2.x's own span records no metrics).
+    duration = "gen_ai_client_operation_duration_seconds_count"
+    assert _series(metrics, duration, gen_ai_provider_name="anthropic") == len(claude_calls)
+    assert _series(metrics, duration, gen_ai_provider_name="openai") == len(gpt_calls) + 2
 
     # One GenAI span of ours per call (no official instrumentation here), with tokens and cost.
     def genai_spans(recorder: Any) -> list[dict[str, Any]] | None:
