@@ -73,7 +73,8 @@ def _ratio(value: float, base: float) -> str:
 
 
 def _statuses(m: Measurement) -> str:
-    routes = SCENARIOS.get(m.route) or [ROUTES.get(m.route) or Route(m.route, "GET", "", 500)]
+    known = {**ROUTES, STREAM_ROUTE.key: STREAM_ROUTE}
+    routes = SCENARIOS.get(m.route) or [known.get(m.route) or Route(m.route, "GET", "", 500)]
     expected = {str(route.expect) for route in routes}
     bad = {k: v for k, v in m.statuses.items() if k not in expected}
     return "ok" if not bad else "UNEXPECTED " + ",".join(f"{k}:{v}" for k, v in sorted(bad.items()))
