@@ -288,9 +288,9 @@ class ClientHooks:
 
 
 def _provider_call(span: trace.Span, state: RequestState, path: str, genai_span: Span | None) -> ProviderCall:
-    parent = getattr(span, "parent", None)
+    parent = getattr(span, "parent", None)  # an unsampled client span has none: its own context, unsampled
     if not isinstance(parent, SpanContext) or not parent.is_valid:
-        parent = None
+        parent = span.get_span_context() if span.get_span_context().is_valid else None
     genai_totals = None
     if genai_span is not None and parent is not None:
         genai_totals = state.genai_spend.setdefault(parent.span_id, SpendTotals())

@@ -81,7 +81,7 @@ class ProviderCall:
     plan: str | None
     operation: str
     started_ns: int
-    parent: SpanContext | None  # the HTTP client span's parent: our GenAI span's parent
+    parent: SpanContext | None  # the HTTP client span's parent (ours' parent); None: no span of ours
     genai_span: Span | None  # the official instrumentation's span around the call, if any
     genai_totals: SpendTotals | None
     root_span: Span | None
@@ -143,6 +143,8 @@ class Spend:
             call.genai_totals.add(tokens, price)
             genai.set_attributes(_call_attributes(call.genai_totals, answered.model))
             return
+        if call.parent is None or not call.parent.trace_flags.sampled:
+            return  # no trace to join (a span of its own would start a new one), or an unsampled one
         attributes: dict[str, AttributeValue] = {"gen_ai.operation.name": call.operation}
         if call.provider:
             attributes["gen_ai.provider.name"] = call.provider
@@ -151,10 +153,9 @@ class Spend:
         own = SpendTotals()
         own.add(tokens, price)
         attributes.update(_call_attributes(own, answered.model))
-        context = trace.set_span_in_context(NonRecordingSpan(call.parent)) if call.parent is not None else None
         span = self._tracer.start_span(
             f"{call.operation} {call.model or answered.model or ''}".strip(),
-            context=context,
+            context=trace.set_span_in_context(NonRecordingSpan(call.parent)),
             kind=SpanKind.CLIENT,
             attributes=attributes,
             start_time=call.started_ns,

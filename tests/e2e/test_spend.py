@@ -10,6 +10,7 @@ the plain-httpx relays, streamed and not. The cost expected is genai-prices' own
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -193,8 +194,10 @@ def test_with_the_genai_instrumentations_the_official_span_carries_the_cost(gate
     )
 
 
-def test_a_model_first_seen_after_150_served_made_up_names_gets_its_label_once_busy(gateway_factory):
-    gateway = gateway_factory(env={"APP_ENV": "staging", "RELEASE_SHA": SHA}, provider_env=PROVIDER_ENV)
+def test_a_model_first_seen_after_150_served_made_up_names_gets_its_label_once_busy(gateway_factory, otlp_recorder):
+    """Also: unsampled requests (rate 0 here) are counted all the same, and make no span (nor trace) of ours."""
+    env = _traced(otlp_recorder, SENTRY_TRACES_SAMPLE_RATE="0", OTEL_METRIC_EXPORT_INTERVAL="500")
+    gateway = gateway_factory(env=env, provider_env=PROVIDER_ENV)
     with ThreadPoolExecutor(8) as pool:  # the stub serves any name: the 100 slots fill with made-up ones
         list(pool.map(lambda i: _call(gateway.base_url, RAW_CHAT_PATH, f"made-up-{i}", "openai"), range(150)))
     for _ in range(20):
@@ -212,3 +215,6 @@ def test_a_model_first_seen_after_150_served_made_up_names_gets_its_label_once_b
     assert "other" in models and len(models) <= 100 + 2, len(models)  # bounded: 100 labels, a retired one, other
     cost = _series(metrics, "gatewayz_gen_ai_cost_usd_total", gen_ai_request_model="gpt-4.1-nano")
     assert cost == pytest.approx(_price("gpt-4.1-nano", "openai", int(labelled // PROMPT_TOKENS)))
+    otlp_recorder.wait_for(lambda r: r.metrics() or None, timeout=30)  # the exporters ran
+    time.sleep(0.5)
+    assert otlp_recorder.spans() == []

@@ -171,3 +171,18 @@ def test_no_plan_is_none_and_a_secret_like_plan_is_other():
     rig.spend.record(rig.call("gpt-4o-mini", plan="sk-live-0123456789abcdef0123456789"), _answer("gpt-4o-mini", 13, 5))
     plans = {dict(labels)["gatewayz.plan"] for labels in rig.points("gatewayz.gen_ai.cost.usd")}
     assert plans == {"none", "other"}
+
+
+def test_an_unsampled_request_gets_its_counts_and_no_span():
+    """At 1% sampling most requests are unsampled: counted all the same, and no span (nor a new trace) of ours."""
+    from dataclasses import replace
+
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    rig = Rig()
+    sampled = rig.root.get_span_context()
+    unsampled = SpanContext(sampled.trace_id, sampled.span_id, is_remote=False, trace_flags=TraceFlags(0))
+    for parent in (unsampled, None):
+        rig.spend.record(replace(rig.call("gpt-4o-mini"), parent=parent), _answer("gpt-4o-mini", 13, 5))
+    assert rig.exporter.get_finished_spans() == ()
+    assert sum(rig.points("gatewayz.gen_ai.tokens").values()) == 2 * 18
