@@ -218,3 +218,24 @@ def test_a_model_first_seen_after_150_served_made_up_names_gets_its_label_once_b
     otlp_recorder.wait_for(lambda r: r.metrics() or None, timeout=30)  # the exporters ran
     time.sleep(0.5)
     assert otlp_recorder.spans() == []
+
+
+def test_relayed_answers_pass_byte_for_byte_while_their_usage_is_read(gateway_factory):
+    env = {"APP_ENV": "staging", "RELEASE_SHA": SHA}
+    plain = gateway_factory(env=env, instrumented=False, provider_env=PROVIDER_ENV)
+    instrumented = gateway_factory(env=env, provider_env=PROVIDER_ENV)
+    bodies = []
+    for gateway in (plain, instrumented):
+        answers = []
+        for path, model, provider in ((RAW_CHAT_PATH, GPT, "openai"), (RAW_MESSAGES_PATH, CLAUDE, "anthropic")):
+            for stream in (False, True):
+                answers.append(_call(gateway.base_url, path, model, provider, stream=stream).content)
+        bodies.append(answers)
+    assert bodies[0] == bodies[1]
+    assert b'"usage"' in bodies[1][1] and b"event: message_delta" in bodies[1][3]
+    metrics = _scrape_until(
+        instrumented,
+        lambda text: _series(text, "gatewayz_gen_ai_tokens_total", gen_ai_token_type="output") == 4 * REPLY_TOKENS,
+        "the tokens of 4 relayed answers",
+    )
+    assert _series(metrics, "gatewayz_telemetry_dropped_total", signal="spend") == 0
