@@ -1,7 +1,7 @@
 """A provider's token usage, read from its response body as the chunks pass.
 
 OpenAI-format answers (chat completion JSON, ``chat.completion.chunk`` SSE with the
-``stream_options`` usage chunk, Responses API ``response.completed``) and Anthropic-format ones
+``stream_options`` usage chunk, Responses API ``response.completed``, embeddings) and Anthropic-format ones
 (message JSON, ``message_start`` + ``message_delta`` SSE) carry a ``usage`` object. A JSON body is
 kept as the chunks the client holds anyway (up to a bound) and parsed once at its end; an SSE
 body is split into events as it passes and only an event with a ``"usage": {`` object is parsed,
@@ -30,6 +30,7 @@ _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _EXTRACTORS = {
     "openai_chat": ("openai", "chat"),
     "openai_responses": ("openai", "responses"),
+    "openai_embeddings": ("openai", "embeddings"),
     "anthropic": ("anthropic", "default"),
 }
 
@@ -57,6 +58,8 @@ def _wire_format(data: Mapping[str, Any]) -> str | None:
         return "anthropic"
     if data.get("object") == "response":
         return "openai_responses"
+    if data.get("object") == "list":  # embeddings: input tokens only
+        return "openai_embeddings"
     if "choices" in data or str(data.get("object", "")).startswith("chat.completion"):
         return "openai_chat"
     return None

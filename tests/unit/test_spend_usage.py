@@ -167,3 +167,14 @@ def test_responses_api_stream():
     completed = {"type": "response.completed", "response": {"object": "response", "model": "gpt-5", "usage": usage}}
     tokens = _tokens(_read(_sse({"type": "response.output_text.delta", "delta": "x"}, completed), sse=True, step=11))
     assert (tokens["input_tokens"], tokens["output_tokens"], tokens["output_reasoning_tokens"]) == (20, 30, 10)
+
+
+def test_embeddings_count_their_input_tokens():
+    body = {
+        "object": "list",
+        "model": "text-embedding-3-small",
+        "data": [],
+        "usage": {"prompt_tokens": 8, "total_tokens": 8},
+    }
+    tokens = _tokens(_read(json.dumps(body).encode(), sse=False, step=10))
+    assert (tokens["input_tokens"], tokens["output_tokens"], tokens["model"]) == (8, 0, "text-embedding-3-small")
