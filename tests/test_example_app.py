@@ -286,3 +286,10 @@ async def test_other_routes(client: httpx.AsyncClient) -> None:
     assert (await client.post("/auth/login", json=login)).json()["user_id"] == "alice"
     with pytest.raises(AuthenticationError, match="Invalid credentials"):
         await client.post("/auth/login", json={**login, "password": "wrong"})
+
+
+async def test_stub_flaky_models_fail_the_first_attempt_only(stub: httpx.AsyncClient) -> None:
+    body = {"model": "flaky-x", "messages": [{"role": "user", "content": "retry me"}]}
+    first, second = [await stub.post("/v1/chat/completions", json=body) for _ in range(2)]
+    assert (first.status_code, second.status_code) == (500, 200)
+    assert second.json()["usage"]["prompt_tokens"] == 14

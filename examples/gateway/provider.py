@@ -15,6 +15,7 @@ model              behaviour
 ``bad-format``     200 with a non-JSON body
 ``stream-error``   (stream) 2 chunks, then an ``event: error`` and the end of the body
 ``stream-drop``    (stream) 2 chunks, then the connection is cut mid-body
+``flaky*``         500 for the first attempt of each request body, then the answer: a retry succeeds
 =================  ==========================================================================
 
 Usage is what a real provider would count, and known: the prompt is 8 tokens, plus 4 per
@@ -68,6 +69,8 @@ REASONING_TOKENS = 64
 
 # Bounded so a long benchmark run cannot grow the stub without limit.
 _received: deque[dict[str, Any]] = deque(maxlen=1000)
+# Request bodies (by their hash) a ``flaky*`` model has failed once already; bounded like _received.
+_failed_once: deque[str] = deque(maxlen=1000)
 
 app = FastAPI(title="Stub LLM provider", docs_url=None, redoc_url=None)
 
@@ -204,6 +207,9 @@ async def _body_or_failure(request: Request, error: ErrorBody) -> dict[str, Any]
     model: str = body["model"]
     if model == "slow":
         await asyncio.sleep(SLOW_SECONDS)
+    if model.startswith("flaky") and (key := _completion_id(body)) not in _failed_once:
+        _failed_once.append(key)
+        return error(500, "internal error (the retry will succeed)", "server_error")
     if model == "error-500":
         return error(500, "internal error", "server_error")
     if model == "error-401":

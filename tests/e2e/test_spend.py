@@ -95,9 +95,15 @@ def test_tokens_and_cost_of_sdk_and_relay_calls_on_metrics_and_spans(stack, gate
         _call(gateway.base_url, path, CLAUDE, "anthropic", stream=stream)
     _call(gateway.base_url, RAW_CHAT_PATH, GPT, "openai", user="free_bob")  # the free plan
     _call(gateway.base_url, RAW_CHAT_PATH, "acme-unreleased-1", "openai")  # unknown to genai-prices
+    # The SDK retries: the first attempt fails (500, no usage), the second answers. One count.
+    _call(gateway.base_url, CHAT_PATH, "flaky-model", "openai")
+    flaky_attempts = [
+        r for r in httpx.get(f"{gateway.provider_url}/_received").json() if r["path"].endswith("/chat/completions")
+    ]
+    assert len(flaky_attempts) == len(gpt_calls) + 2 + 2  # the flaky call took two attempts
 
     tokens = "gatewayz_gen_ai_tokens_total"
-    expected_calls = len(gpt_calls) + len(claude_calls) + 2
+    expected_calls = len(gpt_calls) + len(claude_calls) + 3
     metrics = _scrape_until(
         gateway,
         lambda text: _series(text, tokens, gen_ai_token_type="output") == REPLY_TOKENS * expected_calls,
@@ -120,11 +126,14 @@ def test_tokens_and_cost_of_sdk_and_relay_calls_on_metrics_and_spans(stack, gate
     assert _series(metrics, "gatewayz_gen_ai_unpriced_calls_total", **unknown) == 1
     assert _series(metrics, cost, **unknown) == 0  # never guessed
     assert _series(metrics, tokens, **unknown, gen_ai_token_type="input") == PROMPT_TOKENS  # still counted
+    flaky = {"gen_ai_request_model": "flaky-model"}
+    assert _series(metrics, tokens, **flaky, gen_ai_token_type="input") == PROMPT_TOKENS  # once, not per attempt
+    assert _series(metrics, "gatewayz_gen_ai_unpriced_calls_total", **flaky) == 1
     assert "alice" not in metrics and "user_id" not in metrics  # never by user
     # Anthropic SDK calls are measured too (anthropic 2.x's own span records no metrics).
     duration = "gen_ai_client_operation_duration_seconds_count"
     assert _series(metrics, duration, gen_ai_provider_name="anthropic") == len(claude_calls)
-    assert _series(metrics, duration, gen_ai_provider_name="openai") == len(gpt_calls) + 2
+    assert _series(metrics, duration, gen_ai_provider_name="openai") == len(gpt_calls) + 2 + 2  # flaky: 2 attempts
 
     # One GenAI span of ours per call (no official instrumentation here), with tokens and cost.
     def genai_spans(recorder: Any) -> list[dict[str, Any]] | None:
@@ -141,7 +150,7 @@ def test_tokens_and_cost_of_sdk_and_relay_calls_on_metrics_and_spans(stack, gate
         assert span["scope"] in ("otel_gatewayz", "com.anthropic.sdk.python"), span["scope"]
         ours = span["scope"] == "otel_gatewayz"
         assert span["kind"] == "CLIENT" and span["name"] == (f"chat {model}" if ours else "anthropic.messages.create")
-        if model == "acme-unreleased-1":
+        if model in ("acme-unreleased-1", "flaky-model"):
             assert attrs["gatewayz.usage.cost.unpriced"] is True and "gen_ai.usage.cost.amount" not in attrs
             continue
         provider = "anthropic" if model == CLAUDE else "openai"
