@@ -62,6 +62,9 @@ ROUTES = {
     # the error route asks for that up front: a reused, server-closed connection would fail.
     "error": Route("error", "GET", "/v1/errors/provider", 500, close=True),
 }
+# A streamed relay chat (SSE through plain httpx, its usage chunk read as it passes): where the
+# spend accounting (issue 24) is measured, with and without it (GATEWAYZ_SPEND).
+STREAM_ROUTE = Route("stream", "POST", "/v1/raw/chat/completions", 200, {**CHAT_BODY, "stream": True})
 # Loads that mix the routes, request i taking routes[i % len]: a production-like error rate, and a
 # provider outage where every other request fails the same way (one fingerprint: a storm).
 SCENARIOS = {
@@ -95,6 +98,7 @@ NO_BUDGET = (("GATEWAYZ_ERROR_EVENT_BUDGET", "unlimited"),)
 VIA_OTLP = (("GATEWAYZ_SENTRY_TRACES_VIA", "otlp"),)
 VIA_ENVELOPE = (("GATEWAYZ_SENTRY_TRACES_VIA", "envelope"),)
 VIA_SPANS = (("GATEWAYZ_SENTRY_TRACES_VIA", "spans"),)
+NO_SPEND = (("GATEWAYZ_SPEND", "false"),)
 PROD_RATE = 0.01  # our production default (APP_ENV=production), used for the peers too
 
 CONFIGS = {
@@ -117,6 +121,9 @@ CONFIGS = {
         # The two envelope routes, named rather than left to `auto` (which picks by SDK major and DSN).
         Config("ours-envelope", "otel_gatewayz @100%, transactions", "ours", 1.0, VIA_ENVELOPE),
         Config("ours-spans", "otel_gatewayz @100%, span items", "ours", 1.0, VIA_SPANS),
+        # The spend accounting off: its cost is the ratio to ours-100 / ours-prod (bench/run.py --spend).
+        Config("ours-100-nospend", "otel_gatewayz @100%, no spend", "ours", 1.0, NO_SPEND),
+        Config("ours-prod-nospend", "otel_gatewayz @prod default, no spend", "ours", None, NO_SPEND),
     )
 }
 

@@ -2,6 +2,7 @@
 
     python bench/profile_app.py                          # ours@100% and plain OTel@100%, both routes
     python bench/profile_app.py --configs ours-prod,otel-prod,sentry-prod --routes error
+    python bench/profile_app.py --configs ours-100,ours-100-nospend --routes stream   # the spend accounting
 
 Each configuration runs exactly as in ``run.py`` (same venvs, sinks, provider, warm-up). py-spy
 (``pip install py-spy``, built into a cache venv by ``venvs.py``) attaches to the gateway
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import harness
 import venvs
-from harness import CONFIGS, ROUTES, Provider, Sinks
+from harness import CONFIGS, ROUTES, STREAM_ROUTE, Provider, Sinks
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 _STDLIB = re.compile(r"/lib/python3\.\d+/(?!site-packages/)")
@@ -184,7 +185,7 @@ def profile_one(
     key: str, route_key: str, args: argparse.Namespace, provider: Provider, sinks: Sinks, workdir: Path, spy: Path
 ) -> list[str]:
     config = CONFIGS[key]
-    route = ROUTES[route_key]
+    route = {**ROUTES, STREAM_ROUTE.key: STREAM_ROUTE}[route_key]
     gateway = harness.start_gateway(config, provider, sinks, workdir, tag=f"-profile-{route_key}")
     raw = workdir / f"profile-{key}-{route_key}.txt"
     try:

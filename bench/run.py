@@ -9,6 +9,7 @@ httpx and uvicorn)::
     python bench/run.py --memory        # RSS after warm-up vs after 50,000 requests (ours @100%)
     python bench/run.py --sentry-mode hang      # fault run: p99 of a faulty run vs a healthy one
     python bench/run.py --collector-down
+    python bench/run.py --spend --rounds 3      # the spend accounting's CPU on a streamed relay chat
 
 For each configuration the gateway (the example app, ``examples/gateway/app.py``) runs as its
 own process next to the stub provider (plain uvicorn) and loopback telemetry sinks. For each
@@ -43,6 +44,7 @@ from harness import (
     HUGE_APP,
     ROUTES,
     SCENARIOS,
+    STREAM_ROUTE,
     Faults,
     Measurement,
     Provider,
@@ -62,6 +64,8 @@ HUGE_ROWS = 300_000  # ~20 MB of strings in one local
 TARGET_PEER3 = 1.0  # ours@prod CPU/chat request <= sentry-sdk 3's native integration @1%
 TARGET_SPANS = 1.0  # ours@100% sending span v2 items: CPU/request <= ours sending transaction envelopes
 TARGET_RSS_MB = 10.0  # RSS growth over 50,000 requests
+TARGET_SPEND = 1.03  # ours with the spend accounting <= 1.03 x ours without it, CPU per streamed relay chat
+SPEND_PAIRS = (("ours-100", "ours-100-nospend"), ("ours-prod", "ours-prod-nospend"))
 MEMORY_REQUESTS = 50_000
 
 
@@ -72,7 +76,8 @@ def _ratio(value: float, base: float) -> str:
 
 
 def _statuses(m: Measurement) -> str:
-    routes = SCENARIOS.get(m.route) or [ROUTES.get(m.route) or Route(m.route, "GET", "", 500)]
+    known = {**ROUTES, STREAM_ROUTE.key: STREAM_ROUTE}
+    routes = SCENARIOS.get(m.route) or [known.get(m.route) or Route(m.route, "GET", "", 500)]
     expected = {str(route.expect) for route in routes}
     bad = {k: v for k, v in m.statuses.items() if k not in expected}
     return "ok" if not bad else "UNEXPECTED " + ",".join(f"{k}:{v}" for k, v in sorted(bad.items()))
@@ -295,6 +300,41 @@ def huge_locals_run(args: argparse.Namespace, provider: Provider, sinks: Sinks, 
     )
 
 
+def spend_run(args: argparse.Namespace, provider: Provider, sinks: Sinks, workdir: Path) -> None:
+    """The spend accounting's CPU per streamed relay chat: ours with it vs without it (GATEWAYZ_SPEND=false).
+
+    Each round measures every configuration once, interleaved; each target is the median over the
+    rounds of the ratio taken within a round.
+    """
+    keys = [key for pair in SPEND_PAIRS for key in pair]
+    rounds: list[list[Measurement]] = []
+    for number in range(1, args.rounds + 1):
+        print(f" spend round {number} of {args.rounds}", file=sys.stderr, flush=True)
+        results = []
+        for key in keys:
+            gateway = harness.start_gateway(CONFIGS[key], provider, sinks, workdir, tag="-spend")
+            try:
+                harness.warm_up(gateway, sinks, args.warmup, args.concurrency)
+                harness.drive(gateway.url, [STREAM_ROUTE], args.warmup // 2, args.concurrency)
+                results.append(harness.measure(gateway, sinks, STREAM_ROUTE, args.requests, args.concurrency))
+            finally:
+                gateway.stop()
+        rounds.append(results)
+    print_table(median_results(rounds), f"Spend accounting: {args.requests} streamed relay chats each")
+    for with_key, without_key in SPEND_PAIRS:
+        ratios = []
+        for results in rounds:
+            by_key = {m.config.key: m for m in results}
+            ratios.append(_cpu(by_key[with_key]) / _cpu(by_key[without_key]))
+        ratio = statistics.median(ratios)
+        verdict = "HOLDS" if ratio <= TARGET_SPEND else "FAILS"
+        spread = ", ".join(f"{r:.3f}" for r in ratios)
+        print(
+            f"  [{verdict}] {CONFIGS[with_key].label}: CPU per streamed relay chat with the spend accounting "
+            f"<= {TARGET_SPEND} x without: {ratio:.3f}x (rounds: {spread})"
+        )
+
+
 def memory_run(args: argparse.Namespace, provider: Provider, sinks: Sinks, workdir: Path) -> float:
     """RSS of ours@100% after warm-up vs after 50,000 requests (9 chat : 1 error)."""
     config = CONFIGS[args.memory_config]
@@ -421,6 +461,9 @@ def main() -> None:
     parser.add_argument("--no-scenarios", dest="scenarios", action="store_false", help="skip the mix and storm loads")
     parser.add_argument("--huge-locals", action="store_true", help="an error with a huge local vs a small one")
     parser.add_argument("--memory", action="store_true", help=f"RSS growth over {MEMORY_REQUESTS:,} requests")
+    parser.add_argument(
+        "--spend", action="store_true", help="the spend accounting's CPU on a streamed relay chat (with vs without)"
+    )
     parser.add_argument("--memory-config", default="ours-100", choices=list(CONFIGS))
     parser.add_argument(
         "--sentry-mode",
@@ -466,6 +509,9 @@ def main() -> None:
             return
         if args.huge_locals:
             huge_locals_run(args, provider, sinks, workdir)
+            return
+        if args.spend:
+            spend_run(args, provider, sinks, workdir)
             return
         if args.memory:
             growth = memory_run(args, provider, sinks, workdir)

@@ -155,12 +155,27 @@ def _sse(text: str) -> list[tuple[str, dict[str, object]]]:
     return events
 
 
+async def test_stub_usage_is_realistic_and_known(stub: httpx.AsyncClient) -> None:
+    """Prompt 8 + 4 per message + 1 per word; OpenAI's cache rule past 1024 tokens; o-series reasoning."""
+    long_prompt = {"role": "user", "content": "word " * 1100}  # 8 + 4 + 1100 = 1112 tokens: 1024 cached
+    body = {"model": "o4-mini", "messages": [long_prompt]}
+    usage = (await stub.post("/v1/chat/completions", json=body)).json()["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (1112, 69, 1181)
+    assert usage["prompt_tokens_details"]["cached_tokens"] == 1024
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == 64
+    message = await stub.post("/v1/messages", json={"model": "claude-x", "max_tokens": 9, "messages": [long_prompt]})
+    anthropic_usage = message.json()["usage"]
+    assert (anthropic_usage["input_tokens"], anthropic_usage["cache_read_input_tokens"]) == (88, 1024)
+
+
 async def test_stub_speaks_the_anthropic_messages_format(stub: httpx.AsyncClient) -> None:
     body = {"model": "claude-x", "max_tokens": 50, "messages": [{"role": "user", "content": "say hi please"}]}
     message = (await stub.post("/v1/messages", json=body)).json()
     assert (message["type"], message["role"], message["stop_reason"]) == ("message", "assistant", "end_turn")
     assert message["content"] == [{"type": "text", "text": "Hello from the stub provider."}]
-    assert message["usage"] == {"input_tokens": 3, "output_tokens": 5}
+    # 8 for the prompt, 4 for the message, 3 words; nothing cached under 1024 tokens.
+    usage = {"input_tokens": 15, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 5}
+    assert message["usage"] == usage
     assert message["id"].startswith("msg_")
 
     streamed = await stub.post("/v1/messages", json={**body, "stream": True})
@@ -177,7 +192,7 @@ async def test_stub_speaks_the_anthropic_messages_format(stub: httpx.AsyncClient
         "message_stop",
     ]
     assert all(data["type"] == name for name, data in events)
-    assert events[0][1]["message"]["usage"]["input_tokens"] == 3
+    assert events[0][1]["message"]["usage"] == {**usage, "output_tokens": 1}
     assert "".join(data["delta"]["text"] for name, data in events if name == "content_block_delta") == (
         "Hello from the stub provider."
     )
@@ -271,3 +286,10 @@ async def test_other_routes(client: httpx.AsyncClient) -> None:
     assert (await client.post("/auth/login", json=login)).json()["user_id"] == "alice"
     with pytest.raises(AuthenticationError, match="Invalid credentials"):
         await client.post("/auth/login", json={**login, "password": "wrong"})
+
+
+async def test_stub_flaky_models_fail_the_first_attempt_only(stub: httpx.AsyncClient) -> None:
+    body = {"model": "flaky-x", "messages": [{"role": "user", "content": "retry me"}]}
+    first, second = [await stub.post("/v1/chat/completions", json=body) for _ in range(2)]
+    assert (first.status_code, second.status_code) == (500, 200)
+    assert second.json()["usage"]["prompt_tokens"] == 14

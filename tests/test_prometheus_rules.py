@@ -22,9 +22,11 @@ ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
 DASHBOARD = REPO_ROOT / "collector" / "grafana" / "dashboards" / "gatewayz.json"
 
 SPEC_ALERTS = {"GatewayzHighImpactErrors", "GatewayzNewReleaseErrors", "GatewayzProviderErrors"}
+SPEND_ALERT = "GatewayzSpendRate"  # issue 24
 RESOURCE_LABELS = {"service_name", "deployment_environment_name", "service_version", "service_instance_id"}
 HTTP_SERVER = {"http_route", "http_request_method", "http_response_status_code"}
 GEN_AI = {"gen_ai_provider_name", "gen_ai_request_model", "gen_ai_operation_name", "error_type"}
+SPEND = {"gen_ai_provider_name", "gen_ai_request_model", "gen_ai_operation_name", "gatewayz_plan"}
 # The metric contract: Prometheus names and their own labels (resource labels come on top).
 CONTRACT: dict[str, set[str]] = {
     **{f"http_server_request_duration_seconds_{s}": HTTP_SERVER for s in ("bucket", "count", "sum")},
@@ -42,6 +44,9 @@ CONTRACT: dict[str, set[str]] = {
     **{f"gen_ai_client_operation_duration_seconds_{s}": GEN_AI for s in ("bucket", "count", "sum")},
     **{f"gen_ai_client_operation_time_to_first_chunk_seconds_{s}": GEN_AI for s in ("bucket", "count", "sum")},
     "gatewayz_telemetry_dropped_total": {"signal", "reason"},
+    "gatewayz_gen_ai_tokens_total": SPEND | {"gen_ai_token_type"},
+    "gatewayz_gen_ai_cost_usd_total": SPEND,
+    "gatewayz_gen_ai_unpriced_calls_total": SPEND,
 }
 
 
@@ -93,7 +98,12 @@ def test_alert_rule_unit_tests_pass(promtool: str) -> None:
 
 @pytest.mark.parametrize(
     ("alert", "threshold"),
-    [("GatewayzHighImpactErrors", 10), ("GatewayzNewReleaseErrors", 5), ("GatewayzProviderErrors", 50)],
+    [
+        ("GatewayzHighImpactErrors", 10),
+        ("GatewayzNewReleaseErrors", 5),
+        ("GatewayzProviderErrors", 50),
+        (SPEND_ALERT, 100),
+    ],
 )
 @pytest.mark.parametrize("shift", [-1, 1])
 def test_rule_tests_catch_a_threshold_off_by_one(
@@ -118,8 +128,19 @@ def test_rule_tests_catch_a_threshold_off_by_one(
 # Through collector/config.yaml's prometheus exporter (UnderscoreEscapingWithSuffixes) the gauge
 # gatewayz.release.info (unit "1") becomes gatewayz_release_info_ratio; on the app's own /metrics
 # it stays gatewayz_release_info. tests/e2e/test_fleet_alerts.py checks both against real servers.
-COLLECTOR_NAMES = {"gatewayz_errors_total", "gatewayz_error_groups_total", "gatewayz_release_info_ratio"}
-DIRECT_NAMES = {"gatewayz_errors_total", "gatewayz_error_groups_total", "gatewayz_release_info"}
+# The cost counter (unit "{USD}", an annotation) has one name on both paths.
+COLLECTOR_NAMES = {
+    "gatewayz_errors_total",
+    "gatewayz_error_groups_total",
+    "gatewayz_release_info_ratio",
+    "gatewayz_gen_ai_cost_usd_total",
+}
+DIRECT_NAMES = {
+    "gatewayz_errors_total",
+    "gatewayz_error_groups_total",
+    "gatewayz_release_info",
+    "gatewayz_gen_ai_cost_usd_total",
+}
 
 
 def _input_names() -> list[str]:
@@ -185,6 +206,17 @@ def test_the_spec_alerts_exist_with_their_filters_and_thresholds() -> None:
     assert "gatewayz_error_groups_total" in release and "offset 1h" in release and ") > 5\n" in release
     assert "gatewayz:release_first_seen:timestamp_seconds" in release
     assert "gatewayz_release_info" in rules["gatewayz:release_first_seen:timestamp_seconds"]["expr"]
+    spend = rules[SPEND_ALERT]["expr"]
+    assert "gatewayz_gen_ai_cost_usd_total" in spend and "[1h] offset 1h" in spend and ") > 100\n" in spend
+
+
+def test_the_spend_alert_names_service_and_environment_across_releases() -> None:
+    """Spend is a budget of the service in an environment: summed over releases and workers."""
+    rule = _rules()[SPEND_ALERT]
+    assert "sum by (service_name, deployment_environment_name) (\n" in rule["expr"]
+    for field in ("summary", "description"):
+        for label in ("service_name", "deployment_environment_name"):
+            assert f"$labels.{label}" in rule["annotations"][field]
 
 
 @pytest.mark.parametrize("alert", sorted(SPEC_ALERTS))
@@ -203,8 +235,8 @@ def test_every_alert_has_a_firing_and_a_silent_unit_test() -> None:
     for test in _load(ALERTS_TEST)["tests"]:
         for case in test.get("alert_rule_test") or []:
             (fired if case["exp_alerts"] else silent).add(case["alertname"])
-    assert fired == SPEC_ALERTS
-    assert silent == SPEC_ALERTS
+    assert fired == SPEC_ALERTS | {SPEND_ALERT}
+    assert silent == SPEC_ALERTS | {SPEND_ALERT}
 
 
 # --- The dashboard's PromQL ---------------------------------------------------------------
@@ -225,6 +257,7 @@ def _concrete(expr: str) -> str:
     return (
         expr.replace("$__rate_interval", "1m")
         .replace("$__interval", "1m")
+        .replace("$__range", "6h")
         .replace("$service", ".*")
         .replace("$environment", ".*")
         .replace("$release", ".*")

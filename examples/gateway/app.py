@@ -19,7 +19,8 @@ escape unhandled instead, a 500, as a gateway that maps nothing):
   without ``stream``), when anthropic is installed; a 501 otherwise;
 - ``POST /v1/raw/chat/completions``: the same chat relayed with plain httpx, for gateways that call
   providers without an SDK; it raises the spec's error kinds (``ProviderAPIError``,
-  ``RateLimitExceeded``...) unhandled.
+  ``RateLimitExceeded``...) unhandled. ``POST /v1/raw/messages`` relays Anthropic Messages bodies
+  the same way.
 
 Env (read at import): ``GATEWAY_PROVIDER_URL`` (default ``http://127.0.0.1:8001``),
 ``PROVIDER_API_KEY`` (sent upstream, never logged or returned), ``GATEWAY_PROVIDER_TIMEOUT``
@@ -321,7 +322,7 @@ async def relay_stream(response: httpx.Response) -> AsyncIterator[bytes]:
         async for event in _sse_events(response):
             if _is_error_event(event):
                 raise ProviderAPIError("stream interrupted")
-            done = done or "data: [DONE]" in event
+            done = done or "data: [DONE]" in event or "event: message_stop" in event
             yield ("\n".join(event) + "\n\n").encode()
     except httpx.TransportError as exc:  # connection cut or read timeout mid-body
         raise ProviderAPIError("stream interrupted") from exc
@@ -332,12 +333,12 @@ async def relay_stream(response: httpx.Response) -> AsyncIterator[bytes]:
 
 
 def _completion_json(response: httpx.Response) -> dict[str, Any]:
-    """The provider's completion, or the spec's "unique" error when it is not one."""
+    """The provider's completion (OpenAI's or Anthropic's), or the spec's "unique" error when it is not one."""
     try:
         data = response.json()
     except ValueError as exc:
         raise ValueError("Unexpected format in response") from exc
-    if isinstance(data, dict) and isinstance(data.get("choices"), list):
+    if isinstance(data, dict) and (isinstance(data.get("choices"), list) or data.get("type") == "message"):
         return data
     raise ValueError("Unexpected format in response")
 
@@ -442,14 +443,11 @@ async def messages(
     return result
 
 
-@app.post("/v1/raw/chat/completions", response_model=None)
-async def raw_chat_completions(
-    body: ChatRequest, user: CurrentUser, client: ProviderClient
-) -> dict[str, Any] | StreamingResponse:
-    """The same chat relayed with plain httpx (no SDK); upstream failures raise the spec's error kinds."""
-    _begin_chat(body, user, "/v1/raw/chat/completions")
+async def _relay(body: ChatRequest, user: User, client: httpx.AsyncClient, endpoint: str, upstream: str) -> Any:
+    """Relay a chat body upstream with plain httpx (no SDK) and its answer back, bytes as they came."""
+    _begin_chat(body, user, endpoint)
     payload = body.model_dump(exclude={"provider"})
-    response = await _send_upstream(client, "/v1/chat/completions", payload, body.provider, body.stream)
+    response = await _send_upstream(client, upstream, payload, body.provider, body.stream)
     if body.stream:
         if not response.headers.get("content-type", "").startswith("text/event-stream"):
             await response.aclose()
@@ -458,6 +456,26 @@ async def raw_chat_completions(
     data = _completion_json(response)
     add_breadcrumb("Provider responded", category="provider", data={"status": response.status_code})
     return data
+
+
+@app.post("/v1/raw/chat/completions", response_model=None)
+async def raw_chat_completions(
+    body: ChatRequest, user: CurrentUser, client: ProviderClient
+) -> dict[str, Any] | StreamingResponse:
+    """The same chat relayed with plain httpx (no SDK); upstream failures raise the spec's error kinds."""
+    result: dict[str, Any] | StreamingResponse = await _relay(
+        body, user, client, "/v1/raw/chat/completions", "/v1/chat/completions"
+    )
+    return result
+
+
+@app.post("/v1/raw/messages", response_model=None)
+async def raw_messages(
+    body: MessagesRequest, user: CurrentUser, client: ProviderClient
+) -> dict[str, Any] | StreamingResponse:
+    """An Anthropic Messages body relayed with plain httpx (no SDK), as ``/v1/raw/chat/completions`` does."""
+    result: dict[str, Any] | StreamingResponse = await _relay(body, user, client, "/v1/raw/messages", "/v1/messages")
+    return result
 
 
 # --- account ------------------------------------------------------------------------------------

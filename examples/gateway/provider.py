@@ -15,7 +15,15 @@ model              behaviour
 ``bad-format``     200 with a non-JSON body
 ``stream-error``   (stream) 2 chunks, then an ``event: error`` and the end of the body
 ``stream-drop``    (stream) 2 chunks, then the connection is cut mid-body
+``flaky*``         500 for the first attempt of each request body, then the answer: a retry succeeds
 =================  ==========================================================================
+
+Usage is what a real provider would count, and known: the prompt is 8 tokens, plus 4 per
+message, plus one per word of the messages' text; the completion one per word of the reply
+(``Hello from the stub provider.``: 5); a prompt of 1024 tokens or more is cached by OpenAI's rule
+(1024, then steps of 128: ``cached_tokens``, or Anthropic's ``cache_read_input_tokens`` beside an
+``input_tokens`` that excludes it); ``o1``/``o3``/``o4`` and ``*reasoning*`` models reason for 64
+more completion tokens (``reasoning_tokens``).
 
 ``/v1/chat/completions`` speaks the OpenAI wire format (what the official ``openai`` SDK
 parses): completion JSON with ``usage``, SSE ``chat.completion.chunk`` events ending with a
@@ -53,9 +61,16 @@ FIXED_CREATED = os.environ.get("PROVIDER_CREATED")
 # One chunk per word, each with the whitespace before it: "Hello", " from", ...
 REPLY_WORDS = tuple(re.findall(r"\s*\S+", os.environ.get("PROVIDER_REPLY", "Hello from the stub provider.")))
 FAIL_AFTER_CHUNKS = 2  # where stream-error / stream-drop break off
+# Usage as real providers count it, but known: see _prompt_tokens, _cached and _reasoning.
+PROMPT_OVERHEAD_TOKENS = 8
+MESSAGE_OVERHEAD_TOKENS = 4
+CACHE_MIN_TOKENS = 1024
+REASONING_TOKENS = 64
 
 # Bounded so a long benchmark run cannot grow the stub without limit.
 _received: deque[dict[str, Any]] = deque(maxlen=1000)
+# Request bodies (by their hash) a ``flaky*`` model has failed once already; bounded like _received.
+_failed_once: deque[str] = deque(maxlen=1000)
 
 app = FastAPI(title="Stub LLM provider", docs_url=None, redoc_url=None)
 
@@ -90,25 +105,56 @@ def _anthropic_error(status: int, message: str, kind: str, headers: dict[str, st
 
 
 def _prompt_tokens(body: dict[str, Any]) -> int:
-    """Words in the messages' text (a string, or Anthropic-style text blocks)."""
+    """A chat template's tokens: 8 for the prompt, 4 per message, one per word of the messages' text."""
     messages = body.get("messages")
     if not isinstance(messages, list):
         return 0
-    words = 0
+    tokens = PROMPT_OVERHEAD_TOKENS
     for message in messages:
         content = message.get("content", "") if isinstance(message, dict) else ""
         if isinstance(content, list):
             content = " ".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
-        words += len(str(content).split())
-    return words
+        tokens += MESSAGE_OVERHEAD_TOKENS + len(str(content).split())
+    return tokens
 
 
-def _usage(body: dict[str, Any]) -> dict[str, int]:
+def _cached(prompt: int) -> int:
+    """Prompt tokens served from the cache, by OpenAI's rule: prompts of 1024+ tokens, in steps of 128."""
+    return 0 if prompt < CACHE_MIN_TOKENS else CACHE_MIN_TOKENS + (prompt - CACHE_MIN_TOKENS) // 128 * 128
+
+
+def _reasoning(model: str) -> int:
+    return REASONING_TOKENS if model.startswith(("o1", "o3", "o4")) or "reasoning" in model else 0
+
+
+def _usage(body: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's usage object: totals, cached prompt tokens and reasoning tokens in their details."""
     prompt = _prompt_tokens(body)
+    reasoning = _reasoning(str(body.get("model", "")))
+    completion = len(REPLY_WORDS) + reasoning
     return {
         "prompt_tokens": prompt,
-        "completion_tokens": len(REPLY_WORDS),
-        "total_tokens": prompt + len(REPLY_WORDS),
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": _cached(prompt), "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": reasoning,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def _anthropic_usage(body: dict[str, Any], output_tokens: int) -> dict[str, Any]:
+    """Anthropic's usage object: ``input_tokens`` excludes the cached part, reported beside it."""
+    prompt = _prompt_tokens(body)
+    cached = _cached(prompt)
+    return {
+        "input_tokens": prompt - cached,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cached,
+        "output_tokens": output_tokens,
     }
 
 
@@ -123,7 +169,7 @@ def _chunk(completion_id: str, model: str, content: str, finish: str | None) -> 
     return f"data: {json.dumps(chunk)}\n\n".encode()
 
 
-async def _stream(model: str, usage: dict[str, int], completion_id: str) -> AsyncIterator[bytes]:
+async def _stream(model: str, usage: dict[str, Any], completion_id: str) -> AsyncIterator[bytes]:
     for i, word in enumerate(REPLY_WORDS):
         if i == FAIL_AFTER_CHUNKS and model == "stream-error":
             yield b'event: error\ndata: {"error": {"message": "upstream overloaded"}}\n\n'
@@ -161,6 +207,9 @@ async def _body_or_failure(request: Request, error: ErrorBody) -> dict[str, Any]
     model: str = body["model"]
     if model == "slow":
         await asyncio.sleep(SLOW_SECONDS)
+    if model.startswith("flaky") and (key := _completion_id(body)) not in _failed_once:
+        _failed_once.append(key)
+        return error(500, "internal error (the retry will succeed)", "server_error")
     if model == "error-500":
         return error(500, "internal error", "server_error")
     if model == "error-401":
@@ -205,7 +254,7 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 
 def _message(
-    message_id: str, model: str, content: list[dict[str, Any]], stop: str | None, usage: dict[str, int]
+    message_id: str, model: str, content: list[dict[str, Any]], stop: str | None, usage: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         "id": message_id,
@@ -219,9 +268,9 @@ def _message(
     }
 
 
-async def _anthropic_stream(model: str, input_tokens: int, message_id: str) -> AsyncIterator[bytes]:
+async def _anthropic_stream(model: str, body: dict[str, Any], message_id: str) -> AsyncIterator[bytes]:
     """The event sequence the Messages API streams, usage in ``message_start`` and ``message_delta``."""
-    start = _message(message_id, model, [], None, {"input_tokens": input_tokens, "output_tokens": 1})
+    start = _message(message_id, model, [], None, _anthropic_usage(body, 1))
     yield _event("message_start", {"message": start})
     yield _event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
     yield _event("ping", {})
@@ -245,10 +294,9 @@ async def _anthropic_message(request: Request) -> Response:
         return body
     model: str = body["model"]
     message_id = _completion_id(body, "msg_")
-    input_tokens = _prompt_tokens(body)
     if body.get("stream") is True:
-        return StreamingResponse(_anthropic_stream(model, input_tokens, message_id), media_type="text/event-stream")
-    usage = {"input_tokens": input_tokens, "output_tokens": len(REPLY_WORDS)}
+        return StreamingResponse(_anthropic_stream(model, body, message_id), media_type="text/event-stream")
+    usage = _anthropic_usage(body, len(REPLY_WORDS))
     content = [{"type": "text", "text": "".join(REPLY_WORDS)}]
     return JSONResponse(_message(message_id, model, content, "end_turn", usage))
 

@@ -5,13 +5,16 @@ A message never echoes a value that may be secret (DSNs carry the project's key)
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from genai_prices.data_units import unit_data
 from sentry_sdk.utils import BadDsn, Dsn
 
 ENVIRONMENTS = ("development", "staging", "production")
@@ -265,3 +268,39 @@ def parse_event_budget(raw: str) -> tuple[int, float] | None:
     if count < 1 or not 0 < window <= 86400:
         raise SettingError(f"{raw!r} needs N >= 1 and 0 < seconds <= 86400")
     return count, window
+
+
+# One negotiated price: (provider or "*", model, ((genai-prices price key, USD), ...)).
+PriceEntry = tuple[str, str, tuple[tuple[str, Decimal], ...]]
+
+
+def parse_prices_file(raw: str) -> tuple[PriceEntry, ...]:
+    """A JSON file ``{provider: {model: {price key: USD, ...}}}`` of negotiated prices.
+
+    Price keys are genai-prices' (``input_mtok``, ``output_mtok``, ``cache_read_mtok``...: USD per
+    million tokens); ``*`` as the provider matches any. Read once, when the settings load.
+    """
+    path = Path(raw.strip()).expanduser()
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal, parse_int=Decimal)
+    except OSError as exc:
+        raise SettingError(f"cannot read {str(path)!r} ({type(exc).__name__})") from None
+    except ValueError as exc:
+        raise SettingError(f"{str(path)!r} is not JSON ({exc})") from None
+    known = {unit["price_key"] for unit in unit_data.values()}
+    entries: list[PriceEntry] = []
+    if not isinstance(table, dict):
+        raise SettingError(f"{str(path)!r} must map providers to models to prices")
+    for provider, models in table.items():
+        if not isinstance(models, dict):
+            raise SettingError(f"{str(path)!r}: {provider!r} must map model names to prices")
+        for model, prices in models.items():
+            if not isinstance(prices, dict) or not prices:
+                raise SettingError(f"{str(path)!r}: {provider}/{model} must map price keys to USD")
+            for key, value in prices.items():
+                if key not in known:
+                    raise SettingError(f"{str(path)!r}: {provider}/{model}: {key!r} is not a genai-prices price key")
+                if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
+                    raise SettingError(f"{str(path)!r}: {provider}/{model}: {key} must be a number >= 0")
+            entries.append((str(provider), str(model), tuple(sorted(prices.items()))))
+    return tuple(entries)

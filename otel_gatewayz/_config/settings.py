@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .parsers import (
+    PriceEntry,
     SettingError,
     exporter_parser,
     parse_bool,
@@ -23,6 +24,7 @@ from .parsers import (
     parse_host,
     parse_impact_rules,
     parse_port,
+    parse_prices_file,
     parse_propagators,
     parse_rate,
     parse_regexes,
@@ -448,6 +450,28 @@ class Settings:
         on_error="log lines are left as they are",
         meaning="Append `trace_id=` to uvicorn's access lines and `trace_id=` / `sentry_event_id=` to the line "
         "logging an unhandled error.",
+    )
+    spend: bool = setting(
+        sources=("GATEWAYZ_SPEND",),
+        parse=parse_bool,
+        type="bool",
+        default=True,
+        on_error="tokens and cost are counted",
+        meaning="Read every provider answer's token usage as it passes and price it: the `gatewayz_gen_ai_tokens_total`"
+        " / `_cost_usd_total` / `_unpriced_calls_total` series and the `gen_ai.usage.*` span attributes "
+        '(see "Metrics").',
+    )
+    prices_file: tuple[PriceEntry, ...] = setting(
+        sources=("GATEWAYZ_PRICES_FILE",),
+        parse=parse_prices_file,
+        type="path to JSON",
+        default=(),
+        default_doc="unset",
+        on_error="calls are priced with genai-prices' table alone",
+        meaning="Negotiated prices that win over genai-prices' table: "
+        '`{"<provider>": {"<model>": {"input_mtok": 0.12, "output_mtok": 0.48, "cache_read_mtok": 0.06}}}` '
+        "(USD per million tokens, genai-prices' price keys; `*` as the provider matches any; a model is the name "
+        "the app or the answer used, or genai-prices' id for it). Read at start-up.",
     )
     # Derived while loading, not read from a variable of their own.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)

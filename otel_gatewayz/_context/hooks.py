@@ -5,7 +5,9 @@ client instrumentation (httpx and httpx2, requests, urllib, urllib3, aiohttp-cli
 same client hooks: they name the destination host for the trace-header gate (the only way a
 header is ever injected), leave a provider breadcrumb (method, host, status, duration; never
 the query string) and record provider latency metrics, unless an official GenAI
-instrumentation already measures the same SDK call.
+instrumentation already measures the same SDK call. On httpx and httpx2, a provider's answer
+is read for its token usage as its body passes (every call, SDK or plain relay), and counted
+and priced when the body ends.
 """
 
 from __future__ import annotations
@@ -16,11 +18,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace import Span
+from opentelemetry.trace import SpanContext
 
+from .._metrics.bodies import watch_body
+from .._metrics.drops import DropCounter
 from .._metrics.genai import GenAiMetrics
 from .._safety.log import contained
+from .._spend.accounting import ProviderCall, Spend, SpendTotals, operation_of
+from .._spend.usage import UnsupportedEncoding, UsageReader, usage_reader
+from .processor import is_instrumentation_span
 from .propagation import allow_next_injection
-from .state import current_state, new_breadcrumb, start_request_state
+from .state import RequestState, current_state, new_breadcrumb, start_request_state
 
 # Entry-point names (group ``opentelemetry_instrumentor``) of the HTTP client instrumentations
 # we hook; every other installed instrumentation must be listed in ``NOT_HTTP_CLIENTS`` (a test
@@ -50,6 +59,27 @@ def _host_port_of_url(url: Any) -> tuple[str, int | None] | None:
     return (host, port) if host else None
 
 
+def _path_of_url(url: Any) -> str:
+    if isinstance(url, tuple):
+        return _text(url[3]).split("?", 1)[0]
+    if isinstance(url, (str, bytes)):
+        return urlsplit(_text(url)).path
+    return _text(getattr(url, "path", "") or "")
+
+
+def _header(headers: Any, name: str) -> str:
+    """One header of an httpx ``Headers`` or of a transport-level list of byte pairs ('' if absent)."""
+    if headers is None:
+        return ""
+    if hasattr(headers, "get"):
+        return _text(headers.get(name) or "")
+    wanted = name.encode()
+    for key, value in headers:
+        if (key if isinstance(key, bytes) else str(key).encode()).lower() == wanted:
+            return _text(value)
+    return ""
+
+
 def _status_of(response: Any) -> int:
     for name in ("status_code", "status", "code"):
         value = getattr(response, name, None)
@@ -58,10 +88,10 @@ def _status_of(response: Any) -> int:
     return int(response[0])  # httpx ResponseInfo / transport tuple
 
 
-def _uses_genai_span(span: trace.Span, state: Any) -> bool:
-    """True when this (sampled) client span runs inside a GenAI operation span."""
+def _genai_parent(span: trace.Span, state: Any) -> Span | None:
+    """The open GenAI operation span this (sampled) client span runs in, if any."""
     parent = getattr(span, "parent", None)
-    return parent is not None and parent.span_id in state.genai_spans
+    return state.genai_spans.get(parent.span_id) if parent is not None else None
 
 
 def _sdk_of(headers: Any) -> str | None:
@@ -79,8 +109,10 @@ def _sdk_of(headers: Any) -> str | None:
 class ClientHooks:
     """The HTTP client instrumentations' hooks, recording provider calls into ``genai``."""
 
-    def __init__(self, genai: GenAiMetrics) -> None:
+    def __init__(self, genai: GenAiMetrics, spend: Spend | None = None, drops: DropCounter | None = None) -> None:
         self._genai = genai
+        self._spend = spend
+        self._drops = drops
         self._measured_sdks: set[str] = set()
 
     def measured_by_genai_instrumentation(self, sdk: str) -> None:
@@ -90,7 +122,13 @@ class ClientHooks:
     # -- the core, shared by every client ----------------------------------------------------
 
     def _start(
-        self, span: trace.Span, key: int, method: str, destination: tuple[str, int | None] | None, headers: Any = None
+        self,
+        span: trace.Span,
+        key: int,
+        method: str,
+        destination: tuple[str, int | None] | None,
+        headers: Any = None,
+        path: str | None = None,
     ) -> None:
         if destination is None:
             return  # unknown destination: no permit, so no trace header
@@ -100,21 +138,48 @@ class ClientHooks:
         if state is not None:
             category = "provider" if state.request.get("provider") else "http"
             measured_sdks = self._measured_sdks  # empty unless a GenAI instrumentation is on: no header read
+            genai_parent = _genai_parent(span, state)
             measured = (
                 category == "provider"
-                and not _uses_genai_span(span, state)
+                and (genai_parent is None or not is_instrumentation_span(genai_parent))
                 and (headers is None or not measured_sdks or _sdk_of(headers) not in measured_sdks)
             )
             host_port = f"{host}:{port}" if port else host
             state.pending_calls[key] = (method, host_port, time.perf_counter(), category, measured)
+            if category == "provider" and path is not None and self._spend is not None:
+                state.provider_calls[key] = _provider_call(span, state, path, genai_parent)
 
-    def _finish(self, key: int, status: int, stream: Any = None) -> None:
+    def _read_usage(self, call: ProviderCall, headers: Any, stream: Any) -> None:
+        """Read the answer's usage as its body passes; count it when the body ends."""
+        spend, drops = self._spend, self._drops
+        if spend is None or stream is None:
+            return
+        try:
+            reader = usage_reader(_header(headers, "content-type"), _header(headers, "content-encoding"))
+        except UnsupportedEncoding as exc:
+            if drops is not None:
+                drops.count(
+                    "spend", "unsupported_encoding", what="a provider answer's usage was not read", detail=str(exc)
+                )
+            return
+        if reader is None:
+            return
+        watch = watch_body(stream)
+        if watch is None:
+            return
+        watch.on_chunk(reader.feed)
+        watch.on_end(lambda: _counted(spend, drops, call, reader))
+
+    def _finish(self, key: int, status: int, stream: Any = None, headers: Any = None) -> None:
         state = current_state()
         if state is None:
             return
+        call = state.provider_calls.pop(key, None)
         pending = state.pending_calls.pop(key, None)
         if pending is None:
             return
+        if call is not None and status < 400:
+            self._read_usage(call, headers, stream)
         method, host_port, started, category, measured = pending
         duration = time.perf_counter() - started
         level = "error" if status >= 500 else "warning" if status >= 400 else "info"
@@ -128,11 +193,10 @@ class ClientHooks:
         )
         if category == "provider" and measured:
             error_type = str(status) if status >= 400 else None
-            if not (
-                state.request.get("stream")
-                and stream is not None
-                and self._genai.watch_stream(stream, state.request, started, error_type)
-            ):
+            watch = watch_body(stream) if state.request.get("stream") and stream is not None else None
+            if watch is not None:
+                self._genai.watch_stream(watch, state.request, started, error_type)
+            else:
                 self._genai.record_call(state.request, duration, error_type)
 
     # -- httpx and httpx2 ------------------------------------------------------------------
@@ -140,11 +204,13 @@ class ClientHooks:
     def request_hook(self, span: trace.Span, request: Any) -> None:
         with contained("http client request hook"):
             headers = getattr(request, "headers", None)
-            self._start(span, id(request), _text(request.method), _host_port_of_url(request.url), headers)
+            url = request.url
+            self._start(span, id(request), _text(request.method), _host_port_of_url(url), headers, _path_of_url(url))
 
     def response_hook(self, span: trace.Span, request: Any, response: Any) -> None:
         with contained("http client response hook"):
-            self._finish(id(request), _status_of(response), getattr(response, "stream", None))
+            stream, headers = getattr(response, "stream", None), getattr(response, "headers", None)
+            self._finish(id(request), _status_of(response), stream, headers)
 
     async def async_request_hook(self, span: trace.Span, request: Any) -> None:
         self.request_hook(span, request)
@@ -219,6 +285,36 @@ class ClientHooks:
         }
         builder = builders.get(instrumentation)
         return builder() if builder is not None else None
+
+
+def _provider_call(span: trace.Span, state: RequestState, path: str, genai_span: Span | None) -> ProviderCall:
+    parent = getattr(span, "parent", None)  # an unsampled client span has none: its own context, unsampled
+    if not isinstance(parent, SpanContext) or not parent.is_valid:
+        parent = span.get_span_context() if span.get_span_context().is_valid else None
+    genai_totals = None
+    if genai_span is not None and parent is not None:
+        genai_totals = state.genai_spend.setdefault(parent.span_id, SpendTotals())
+    return ProviderCall(
+        provider=state.request.get("provider"),
+        model=state.request.get("model"),
+        plan=state.user.get("plan"),
+        operation=operation_of(path),
+        started_ns=time.time_ns(),
+        parent=parent,
+        genai_span=genai_span,
+        genai_totals=genai_totals,
+        root_span=state.root_span,
+        request_totals=state.spend,
+    )
+
+
+def _counted(spend: Spend, drops: DropCounter | None, call: ProviderCall, reader: UsageReader) -> None:
+    """At the body's end: the usage it reported, counted and priced once (a reading problem is a counted drop)."""
+    if reader.problem is not None and drops is not None:
+        drops.count("spend", reader.problem, what="a provider answer's usage was not read")
+    answered = reader.result()
+    if answered is not None:
+        spend.record(call, answered)
 
 
 def fastapi_instrument_kwargs() -> dict[str, Any]:

@@ -15,12 +15,16 @@ from .state import current_state
 GENAI_SCOPE_PREFIX = "opentelemetry.instrumentation.genai"
 
 
-def is_genai_span(span: ReadableSpan) -> bool:
-    """A span of an official GenAI instrumentation (or one carrying ``gen_ai.operation.name``)."""
+def is_instrumentation_span(span: ReadableSpan) -> bool:
+    """A span of an official GenAI instrumentation: its call's ``gen_ai.client.*`` metrics are recorded by it."""
     scope = span.instrumentation_scope
-    if scope is not None and scope.name.startswith((GENAI_SCOPE_PREFIX, "opentelemetry.instrumentation.openai")):
-        return True
-    return bool(span.attributes and "gen_ai.operation.name" in span.attributes)
+    return scope is not None and scope.name.startswith((GENAI_SCOPE_PREFIX, "opentelemetry.instrumentation.openai"))
+
+
+def is_genai_span(span: ReadableSpan) -> bool:
+    """A GenAI operation span: an official instrumentation's, or one carrying ``gen_ai.operation.name``
+    (anthropic 2.x makes its own, without metrics)."""
+    return is_instrumentation_span(span) or bool(span.attributes and "gen_ai.operation.name" in span.attributes)
 
 
 class ContextSpanProcessor(SpanProcessor):
@@ -36,13 +40,14 @@ class ContextSpanProcessor(SpanProcessor):
         if state.span_attributes:
             span.set_attributes(state.span_attributes)
         if is_genai_span(span):
-            state.genai_spans.add(span.get_span_context().span_id)
+            state.genai_spans[span.get_span_context().span_id] = span
 
     def on_end(self, span: ReadableSpan) -> None:
         state = current_state()
         context = span.get_span_context()
         if state is not None and state.genai_spans and context is not None:
-            state.genai_spans.discard(context.span_id)
+            state.genai_spans.pop(context.span_id, None)
+            state.genai_spend.pop(context.span_id, None)
 
     def shutdown(self) -> None:
         return None

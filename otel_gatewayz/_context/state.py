@@ -20,6 +20,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import Span
 from opentelemetry.util.types import AttributeValue
 
+from .._spend.accounting import ProviderCall, SpendTotals
+
 MAX_BREADCRUMBS = 100
 
 
@@ -36,8 +38,13 @@ class RequestState:
     # Outgoing calls awaiting a response: key -> (method, host, perf_counter start, category,
     # measured: False when an official GenAI instrumentation measures the SDK call instead).
     pending_calls: dict[int, tuple[str, str, float, str, bool]] = field(default_factory=dict)
-    # Span ids of the GenAI operation spans open in this request (see ``processor``).
-    genai_spans: set[int] = field(default_factory=set)
+    # The GenAI operation spans open in this request, by span id (see ``processor``).
+    genai_spans: dict[int, Span] = field(default_factory=dict)
+    # Provider calls whose answer's usage is awaited (httpx), and what the request spent so far:
+    # in all, and per official GenAI span (an SDK call's attempts).
+    provider_calls: dict[int, ProviderCall] = field(default_factory=dict)
+    spend: SpendTotals = field(default_factory=SpendTotals)
+    genai_spend: dict[int, SpendTotals] = field(default_factory=dict)
     # An error escaped a route or a stream (recorded handled: false): the session is errored.
     unhandled_error: bool = False
 

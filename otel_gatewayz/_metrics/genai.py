@@ -8,14 +8,12 @@ some providers send before any token).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from .._privacy.scrubber import Scrubber
-from .._safety.log import contained
+from .bodies import BodyWatch
 from .instruments import Instruments
-
-_timed_classes: dict[type, type] = {}
 
 
 class GenAiMetrics:
@@ -51,66 +49,18 @@ class GenAiMetrics:
     def record_call(self, request: Mapping[str, Any], duration: float, error_type: str | None = None) -> None:
         self._instruments.operation_duration.record(duration, self.call_attributes(request, error_type))
 
-    def watch_stream(self, stream: Any, request: Mapping[str, Any], started: float, error_type: str | None) -> bool:
-        """Time the first chunk and the end of a streamed body; False if the stream can't be watched."""
-        with contained("stream timing"):
-            done = False
+    def watch_stream(
+        self, watch: BodyWatch, request: Mapping[str, Any], started: float, error_type: str | None
+    ) -> None:
+        """Time the first chunk and the end of a streamed body as it passes."""
 
-            def first() -> None:
-                with contained("time to first chunk"):
-                    self._instruments.time_to_first_chunk.record(
-                        time.perf_counter() - started, self.call_attributes(request, error_type)
-                    )
+        def first() -> None:
+            self._instruments.time_to_first_chunk.record(
+                time.perf_counter() - started, self.call_attributes(request, error_type)
+            )
 
-            def end() -> None:
-                nonlocal done
-                if not done:
-                    done = True
-                    with contained("stream duration"):
-                        self.record_call(request, time.perf_counter() - started, error_type)
+        def end() -> None:
+            self.record_call(request, time.perf_counter() - started, error_type)
 
-            # httpx exposes the body as ``response.stream``; swapping its class to a subclass is the
-            # only hook on chunk arrival (guarded by a test for each installed httpx).
-            stream.__class__ = _timed_class(type(stream))
-            stream._ogz_first, stream._ogz_end = first, end
-            return True
-        return False
-
-
-def _timed_class(base: type) -> type:
-    """A subclass of the response stream's class that reports its first chunk and its end."""
-    if base in _timed_classes:
-        return _timed_classes[base]
-
-    class Timed(base):  # type: ignore[misc]
-        _ogz_first: Callable[[], None]
-        _ogz_end: Callable[[], None]
-
-        def __iter__(self) -> Iterator[bytes]:
-            for i, chunk in enumerate(super().__iter__()):
-                if i == 0:
-                    self._ogz_first()
-                yield chunk
-
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            first = True
-            async for chunk in super().__aiter__():
-                if first:
-                    first = False
-                    self._ogz_first()
-                yield chunk
-
-        def close(self) -> None:
-            try:
-                super().close()
-            finally:
-                self._ogz_end()
-
-        async def aclose(self) -> None:
-            try:
-                await super().aclose()
-            finally:
-                self._ogz_end()
-
-    _timed_classes[base] = Timed
-    return Timed
+        watch.on_first(first)
+        watch.on_end(end)

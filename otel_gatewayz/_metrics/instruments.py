@@ -1,14 +1,13 @@
 """Our own instruments, created once and handed to whatever records into them.
 
-Labels are bounded: routes are templates, categories and impacts are fixed sets, model and
-provider names pass through a cardinality limit with an ``other`` overflow value, and only
-names a provider has served (a successful answer) take a slot, so made-up names that clients
-send cannot push a real model out.
+Labels are bounded: routes are templates, categories and impacts are fixed sets, model,
+provider and plan names pass through label sets that follow recent traffic with an ``other``
+overflow value (:mod:`.bounded`), and only names a provider has served (a successful answer)
+count as traffic, so made-up names that clients send cannot push a real model out.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterable
@@ -16,43 +15,15 @@ from collections.abc import Iterable
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from .bounded import OVERFLOW, BoundedValues
 from .drops import DropCounter
+
+__all__ = ["LATENCY_BUCKETS", "MAX_MODELS", "MAX_PLANS", "MAX_PROVIDERS", "OVERFLOW", "BoundedValues", "Instruments"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 MAX_MODELS = 100
 MAX_PROVIDERS = 20
-OVERFLOW = "other"
-# Model names look like "gpt-4o", "anthropic/claude-3.5-sonnet:beta"; anything else (spaces,
-# keys, long strings) is not let into a label.
-_LABEL_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*")
-
-
-class BoundedValues:
-    """Passes admitted values through (at most ``limit`` of them) and maps the rest to ``other``.
-
-    A value is admitted by :meth:`admit`, called once a provider has served it: a name a client
-    made up is answered with an error and never takes a slot.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _fit(value: str | None) -> bool:
-        return bool(value) and len(value or "") <= 64 and _LABEL_SAFE.fullmatch(value or "") is not None
-
-    def admit(self, value: str | None) -> None:
-        """Give ``value`` a slot if one is free (a provider served it)."""
-        if value in self._seen or not self._fit(value):  # only fit values are ever seen: the cheap test first
-            return
-        with self._lock:
-            if len(self._seen) < self._limit:
-                self._seen.add(value or "")
-
-    def __call__(self, value: str | None) -> str:
-        return value if value and value in self._seen else OVERFLOW
+MAX_PLANS = 20
 
 
 class Instruments:
@@ -86,6 +57,25 @@ class Instruments:
             description="Time from a streamed provider request to its first chunk.",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
         )
+        # Spend (issue 24): every provider call's tokens and dollar cost, by provider, model, plan
+        # and operation; never by user (per-user cost is on the request's spans only).
+        self.tokens = meter.create_counter(
+            "gatewayz.gen_ai.tokens",
+            unit="{token}",
+            description="Tokens of provider calls as the provider reported them, by gen_ai.token.type "
+            "(input includes cache_read and cache_write; output includes reasoning).",
+        )
+        self.cost = meter.create_counter(
+            "gatewayz.gen_ai.cost.usd",
+            unit="{USD}",
+            description="Dollar cost of provider calls, priced with genai-prices or GATEWAYZ_PRICES_FILE.",
+        )
+        self.unpriced = meter.create_counter(
+            "gatewayz.gen_ai.unpriced_calls",
+            unit="{call}",
+            description="Provider calls with token usage but no known price (unknown model or provider): "
+            "their tokens are counted, their cost is not guessed.",
+        )
         self._started = time.time()
         meter.create_observable_gauge(
             "gatewayz.release.info",
@@ -95,6 +85,7 @@ class Instruments:
         )
         self.models = BoundedValues(MAX_MODELS)
         self.providers = BoundedValues(MAX_PROVIDERS)
+        self.plans = BoundedValues(MAX_PLANS)
         self._fingerprints: set[int] = set()
         self._fp_lock = threading.Lock()
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from opentelemetry import metrics
+from opentelemetry import metrics, trace
 
 from .._config.settings import Settings, load_settings
 from .._context.hooks import ClientHooks
@@ -28,6 +28,8 @@ from .._metrics.instruments import Instruments
 from .._privacy.content import CONTENT_KEYS
 from .._privacy.scrubber import Scrubber
 from .._privacy.spans import CleanSpans
+from .._spend.accounting import Spend
+from .._spend.prices import Pricer, price_overrides
 
 if TYPE_CHECKING:  # the Sentry side is imported only when it can start (``build.py``)
     from .._sentry.errors import ErrorEventWorker
@@ -42,6 +44,7 @@ class Parts:
     grouper: ErrorGrouper
     instruments: Instruments
     genai: GenAiMetrics
+    spend: Spend
     clean_spans: CleanSpans
     console: ConsoleOutput | None = None
 
@@ -50,12 +53,15 @@ class Parts:
         content_keys = () if settings.capture_message_content else CONTENT_KEYS
         scrubber = Scrubber((*settings.scrub_keys, *content_keys), settings.scrub_safe_keys)
         instruments = Instruments(metrics.get_meter("otel_gatewayz"))
+        genai = GenAiMetrics(instruments, scrubber)
+        pricer = Pricer(price_overrides(settings.prices_file))
         return cls(
             settings,
             scrubber,
             ErrorGrouper(settings.fingerprint_rules, settings.impact_rules, scrubber.scrub_text),
             instruments,
-            GenAiMetrics(instruments, scrubber),
+            genai,
+            Spend(instruments, pricer, genai.label, trace.get_tracer("otel_gatewayz")),
             CleanSpans(scrubber),
             ConsoleOutput(scrubber) if settings.console else None,
         )
@@ -110,7 +116,8 @@ def make_runtime(
         on_error=_console_error(parts.console),
         capturer=capturer,
     )
-    return Runtime(parts, recorder, ClientHooks(parts.genai), sentry_active, configured, error_events)
+    hooks = ClientHooks(parts.genai, parts.spend if parts.settings.spend else None, parts.instruments.drops)
+    return Runtime(parts, recorder, hooks, sentry_active, configured, error_events)
 
 
 _runtime: Runtime | None = None

@@ -1,7 +1,8 @@
 """The spec's fleet alerts through the real pipeline: the instrumented gateway exports OTLP to
 the collector built from collector/builder-config.yaml, a real Prometheus scrapes the
 collector's prometheus exporter with collector/prometheus/alerts.yml loaded, and each alert
-stays silent one error short of its threshold and fires on the next one. The recording rule
+stays silent one error short of its threshold and fires on the next one (the spend alert: one
+priced call short of its budget, then one more). The recording rule
 behind GatewayzNewReleaseErrors is non-empty, both through the collector (where the release
 gauge is ``gatewayz_release_info_ratio``) and on a directly scraped /metrics endpoint (where
 it is ``gatewayz_release_info``).
@@ -15,6 +16,7 @@ every series here is born inside its window, so it counts from 0).
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -77,7 +79,7 @@ def fleet_prometheus(
         yield server
 
 
-def _gateway(gateway_factory: GatewayFactory, collector: CollectorServer, service: str) -> Gateway:
+def _gateway(gateway_factory: GatewayFactory, collector: CollectorServer, service: str, **env: str) -> Gateway:
     return gateway_factory(
         env={
             "OTEL_SERVICE_NAME": service,
@@ -85,6 +87,7 @@ def _gateway(gateway_factory: GatewayFactory, collector: CollectorServer, servic
             "RELEASE_SHA": SHA,
             "OTEL_EXPORTER_OTLP_ENDPOINT": collector.otlp_http_endpoint,
             "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+            **env,
         }
     )
 
@@ -133,6 +136,24 @@ def _wait_value(prometheus: PrometheusServer, expr: str, value: float) -> float:
     return time.time()
 
 
+def _silent_at(prometheus: PrometheusServer, alert: str, service: str, counted: str, value: float) -> None:
+    """Once ``counted`` is ``value``, ``alert`` is evaluated and stays silent for ``service``."""
+    seen = _wait_value(prometheus, counted, value)
+    rule = _evaluated_after(prometheus, alert, seen)
+    assert _alerts_for(prometheus, alert, service) == [], f"{alert} fired at {value}: {rule}"
+
+
+def _firing_at(prometheus: PrometheusServer, alert: str, service: str, counted: str, value: float) -> dict[str, Any]:
+    """Once ``counted`` is ``value``, ``alert`` fires for ``service``: the firing alert."""
+    _wait_value(prometheus, counted, value)
+    deadline = time.monotonic() + TIMEOUT
+    while not (alerts := _alerts_for(prometheus, alert, service)) or alerts[0]["state"] != "firing":
+        assert time.monotonic() < deadline, f"{alert} did not fire: {_alert_rule(prometheus, alert)}"
+        time.sleep(0.2)
+    [firing] = alerts
+    return firing
+
+
 def _near_miss_then_fire(
     prometheus: PrometheusServer,
     alert: str,
@@ -144,16 +165,9 @@ def _near_miss_then_fire(
     """``threshold`` errors: evaluated and silent; one more: firing. Returns the firing alert."""
     for i in range(threshold):
         provoke(i)
-    seen = _wait_value(prometheus, counted, threshold)
-    rule = _evaluated_after(prometheus, alert, seen)
-    assert _alerts_for(prometheus, alert, service) == [], f"{alert} fired at {threshold}: {rule}"
+    _silent_at(prometheus, alert, service, counted, threshold)
     provoke(threshold)
-    _wait_value(prometheus, counted, threshold + 1)
-    deadline = time.monotonic() + TIMEOUT
-    while not (alerts := _alerts_for(prometheus, alert, service)) or alerts[0]["state"] != "firing":
-        assert time.monotonic() < deadline, f"{alert} did not fire: {_alert_rule(prometheus, alert)}"
-        time.sleep(0.2)
-    [firing] = alerts
+    firing = _firing_at(prometheus, alert, service, counted, threshold + 1)
     assert firing["labels"] == {
         "alertname": alert,
         "service_name": service,
@@ -239,3 +253,34 @@ def test_the_recording_rule_reads_a_directly_scraped_endpoint_too(
     assert prometheus.query(f"gatewayz_release_info_ratio{{{labels}}}") == []
     [recorded] = prometheus.wait_for_query(f"{RECORD}{{{labels}}}", timeout=TIMEOUT)
     assert abs(float(recorded["value"][1]) - time.time()) < 600
+
+
+def test_spend_rate_fires_past_the_budget(gateway_factory, collector, fleet_prometheus, tmp_path):
+    """$100 in the hour: evaluated and silent; one more call: firing (issue 24's spend alert)."""
+    service = "alerts-spend"
+    prices = tmp_path / "prices.json"
+    # A negotiated price that makes each stub answer (5 completion tokens) cost $20 exactly.
+    prices.write_text(json.dumps({"openai": {"budget-test": {"input_mtok": 0, "output_mtok": 4_000_000}}}))
+    gateway = _gateway(gateway_factory, collector, service, GATEWAYZ_PRICES_FILE=str(prices))
+
+    def call() -> None:
+        response = chat(gateway.base_url, model="budget-test", provider="openai", path=RAW_CHAT_PATH)
+        assert response.status_code == 200, response.text
+
+    alert = "GatewayzSpendRate"
+    spent = f'sum(gatewayz_gen_ai_cost_usd_total{{service_name="{service}"}})'
+    for _ in range(5):
+        call()
+    _silent_at(fleet_prometheus, alert, service, spent, 100.0)
+    call()
+    firing = _firing_at(fleet_prometheus, alert, service, spent, 120.0)
+    assert firing["labels"] == {
+        "alertname": alert,
+        "service_name": service,
+        "deployment_environment_name": "production",
+        "severity": "warning",
+    }
+    assert float(firing["value"]) == 120.0
+    assert (
+        firing["annotations"]["summary"] == f"{service} (production): $120.00 spent on LLM providers in the last hour"
+    )

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "otel_gatewayz"
 README = ROOT / "README.md"
 # Lower layers never import higher ones; top-level modules (_api, _cli, _distro) sit above all.
-LAYERS = ("_safety", "_config", "_privacy", "_metrics", "_context", "_errors", "_sentry", "_export", "_setup")
+LAYERS = ("_safety", "_config", "_privacy", "_metrics", "_spend", "_context", "_errors", "_sentry", "_export", "_setup")
 # Only the public API, the entry points and the setup itself may look the runtime up.
 RUNTIME_LOOKUP_ALLOWED = {"_api.py", "_distro.py", "_setup/runtime.py", "_setup/configurator.py"}
 

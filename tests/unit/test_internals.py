@@ -312,3 +312,14 @@ def test_prometheus_exporter_translation_runs_on_its_own():
     collector.add_metrics_data(data)
     [family] = list(collector.collect())
     assert (family.name, family.type, [s.value for s in family.samples]) == ("c", "counter", [3])
+
+
+def test_genai_prices_usage_keeps_its_reported_counts_as_attributes():
+    """``_spend`` reads a ``Usage``'s counts from its ``__dict__`` (``reported_value`` validates them all per key)."""
+    from genai_prices import Usage
+
+    from otel_gatewayz._spend.usage import reported
+
+    usage = Usage(input_tokens=13, output_tokens=5, cache_read_tokens=0)
+    assert dict(reported(usage)) == {"input_tokens": 13, "output_tokens": 5, "cache_read_tokens": 0}
+    assert all(usage.reported_value(key) == value for key, value in reported(usage).items())

@@ -6,7 +6,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_gatewayz._metrics.genai import GenAiMetrics
-from otel_gatewayz._metrics.instruments import MAX_MODELS, Instruments
+from otel_gatewayz._metrics.instruments import MAX_MODELS, BoundedValues, Instruments
 from otel_gatewayz._privacy.scrubber import Scrubber
 
 
@@ -93,3 +93,73 @@ def test_the_official_genai_instrumentations_labels_are_bounded_too():
         (p["gen_ai.request.model"], p["gen_ai.provider.name"]) for p in points["gen_ai.client.operation.duration"]
     }
     assert by_model == {("other", "other"), ("gpt-4o-mini", "openai")}
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_burst_of_rare_served_names_cannot_push_a_busy_model_into_other():
+    """The flood that won before: a busy model, then 1,000 made-up names the provider serves once each."""
+    models = BoundedValues(MAX_MODELS)
+    for _ in range(50):
+        models.admit("gpt-4o-mini")
+    for i in range(1000):
+        models.admit(f"made-up-{i}")
+    assert models("gpt-4o-mini") == "gpt-4o-mini"
+    assert len(models.labelled) == MAX_MODELS
+
+
+def test_a_model_launched_after_150_made_up_names_gets_its_label_once_busy():
+    models = BoundedValues(MAX_MODELS)
+    for i in range(150):  # the provider answers any name: the first 100 take every slot
+        models.admit(f"made-up-{i}")
+    models.admit("gpt-5-mini")
+    assert models("gpt-5-mini") == "other"  # first seen: no slot yet, counted under other
+    for _ in range(20):
+        models.admit("gpt-5-mini")
+    assert models("gpt-5-mini") == "gpt-5-mini"
+    assert len(models.labelled) == MAX_MODELS  # it took a made-up name's slot
+
+
+def test_labels_follow_recent_traffic_and_ever_labelled_names_stay_bounded():
+    clock = _Clock()
+    models = BoundedValues(2, half_life=60.0, lifetime=4, clock=clock)
+    for name in ("old-a", "old-b"):
+        for _ in range(100):
+            models.admit(name)
+    for _ in range(20):  # busy, but much less than the old ones' recent use: no slot yet
+        models.admit("new-a")
+    assert models("new-a") == "other"
+    clock.now = 600.0  # ten half-lives later the old ones' use has faded
+    for _ in range(20):
+        models.admit("new-a")
+    assert models("new-a") == "new-a" and len(models.labelled) == 2  # one old name gave its slot up
+    clock.now = 1200.0
+    for name in ("new-b", "new-c", "new-d"):
+        for _ in range(50):
+            models.admit(name)
+    # 4 names may ever be labelled (the series bound): old-a, old-b, new-a, new-b; new-c and new-d stay "other".
+    assert models("new-b") == "new-b"
+    assert models("new-c") == models("new-d") == "other"
+
+
+def test_no_count_is_lost_while_labels_move():
+    reader = InMemoryMetricReader()
+    instruments = Instruments(MeterProvider(metric_readers=[reader]).get_meter("t"))
+    genai = GenAiMetrics(instruments, Scrubber((), ()))
+    calls = 0
+    for i in range(150):
+        genai.record_call({"model": f"made-up-{i}", "provider": "openai"}, 0.01)
+        calls += 1
+    for _ in range(30):
+        genai.record_call({"model": "gpt-5-mini", "provider": "openai"}, 0.01)
+        calls += 1
+    seen = _models_seen(reader)
+    assert sum(seen.values()) == calls
+    assert seen["gpt-5-mini"] > 20 and seen["other"] >= 50
+    assert len(seen) <= MAX_MODELS + 2  # the labelled ones, a retired one, and other
