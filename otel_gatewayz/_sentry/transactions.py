@@ -89,13 +89,27 @@ def span_status(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
     return "internal_error" if span.status.status_code == StatusCode.ERROR else "ok"
 
 
+# The OTel GenAI names of token details, and the names sentry-sdk 3's own AI integrations send them under.
+_SENTRY_TOKEN_NAMES = (
+    ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.input_tokens.cached"),
+    ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.input_tokens.cache_write"),
+    ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.output_tokens.reasoning"),
+)
+
+
 def _genai_data(attrs: dict[str, Any]) -> None:
-    """The keys Sentry's AI monitoring expects beside the OTel GenAI ones (system, total tokens)."""
+    """The keys Sentry's AI monitoring expects beside the OTel GenAI ones (system, total and detailed tokens).
+
+    Sentry prices the tokens itself; our dollar cost stays under the GenAI draft's ``gen_ai.usage.cost.*``.
+    """
     if "gen_ai.provider.name" in attrs:
         attrs.setdefault("gen_ai.system", attrs["gen_ai.provider.name"])
     tokens = (attrs.get("gen_ai.usage.input_tokens"), attrs.get("gen_ai.usage.output_tokens"))
     if all(isinstance(count, int) for count in tokens):
         attrs.setdefault("gen_ai.usage.total_tokens", sum(tokens))  # type: ignore[arg-type]
+    for otel_name, sentry_name in _SENTRY_TOKEN_NAMES:
+        if otel_name in attrs:
+            attrs.setdefault(sentry_name, attrs[otel_name])
 
 
 def _sentry_data(span: ReadableSpan, attrs: dict[str, Any], send_pii: bool) -> dict[str, Any]:

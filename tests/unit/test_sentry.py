@@ -127,6 +127,8 @@ def test_genai_operation_spans_reach_sentry_as_ai_monitoring_spans():
                     "gen_ai.request.model": "gpt-4o-mini",
                     "gen_ai.usage.input_tokens": 3,
                     "gen_ai.usage.output_tokens": 5,
+                    "gen_ai.usage.cache_read.input_tokens": 2,
+                    "gen_ai.usage.reasoning.output_tokens": 1,
                 }
             )
     spans = {span.name: span for span in exporter.get_finished_spans()}
@@ -135,4 +137,8 @@ def test_genai_operation_spans_reach_sentry_as_ai_monitoring_spans():
     assert (genai["op"], genai["description"]) == ("gen_ai.chat", "chat gpt-4o-mini")
     assert genai["data"]["gen_ai.system"] == "openai"
     assert genai["data"]["gen_ai.usage.total_tokens"] == 8
+    # Token details under the names sentry-sdk 3's own AI integrations use, beside the OTel ones.
+    assert genai["data"]["gen_ai.usage.input_tokens.cached"] == 2
+    assert genai["data"]["gen_ai.usage.output_tokens.reasoning"] == 1
+    assert "gen_ai.usage.input_tokens.cache_write" not in genai["data"]
     assert genai["data"]["gen_ai.request.model"] == "gpt-4o-mini"
