@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,23 @@ def ensure_state() -> RequestState:
         state = RequestState()
         _state.set(state)
     return state
+
+
+@contextmanager
+def isolated_state() -> Iterator[None]:
+    """No request state inside, and what was there before afterwards (a test's context calls stay in its test).
+
+    Context calls outside a request (``set_user_context`` in a test body) make a detached state
+    in the caller's context, which for a synchronous test is the session's thread: this scopes it.
+    """
+    token = _state.set(None)
+    try:
+        yield
+    finally:
+        try:
+            _state.reset(token)
+        except ValueError:  # ended in another context than it began (an async fixture's teardown)
+            _state.set(None)
 
 
 def new_breadcrumb(message: str, category: str, level: str, data: dict[str, Any] | None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import sentry_sdk
+from sentry_sdk.client import BaseClient
 
 from .._errors.capture import ErrorCapture
 from .._errors.recorder import MECHANISM
@@ -46,14 +47,15 @@ def sdk_capture_event(event: dict[str, Any], hint: dict[str, Any]) -> str | None
     return sentry_sdk.capture_event(event, hint=hint)  # type: ignore[arg-type]
 
 
-def _transport_backlog() -> float:
+def transport_backlog(client: BaseClient | None = None) -> float:
     """How full the client's send queue is, 0..1 (our transport tells; another one: 0)."""
-    backlog = getattr(sentry_sdk.get_client().transport, "backlog", None)
+    backlog = getattr((client or sentry_sdk.get_client()).transport, "backlog", None)
     return float(backlog()) if callable(backlog) else 0.0
 
 
-def _record_lost(count: int) -> None:
-    transport = sentry_sdk.get_client().transport
+def record_lost(count: int, client: BaseClient | None = None) -> None:
+    """Errors storm control kept from Sentry, reported to it as a client report."""
+    transport = (client or sentry_sdk.get_client()).transport
     if transport is not None:
         transport.record_lost_event("sample_rate", data_category="error", quantity=count)
 
@@ -104,9 +106,9 @@ class ErrorEventWorker:
         drops: DropCounter,
         budget: EventBudget | None,
         send: Send = sdk_capture_event,
-        record_lost: Callable[[int], None] = _record_lost,
+        record_lost: Callable[[int], None] = record_lost,
         queue_size: int = QUEUE_SIZE,
-        backlog: Callable[[], float] = _transport_backlog,
+        backlog: Callable[[], float] = transport_backlog,
     ) -> None:
         self._drops = drops
         self.budget = budget
@@ -117,6 +119,7 @@ class ErrorEventWorker:
         self._backlog = backlog
         self._cond = threading.Condition()
         self._busy = False
+        self._closed = False
         self._worker = OwnThread(self._run, "otel_gatewayz errors")
         self._next_summary = time.monotonic() + (budget.window if budget else 0.0)
 
@@ -150,6 +153,12 @@ class ErrorEventWorker:
         self.send_summary()
         return True
 
+    def close(self) -> None:
+        """End the worker thread once the queue is empty (an in-process fixture's worker ends with its test)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
     def send_summary(self) -> None:
         if self.budget is None:
             return
@@ -168,6 +177,8 @@ class ErrorEventWorker:
         while True:
             with self._cond:
                 while not self._queue:
+                    if self._closed:
+                        return
                     wait = self._next_summary - time.monotonic() if self.budget else None
                     if wait is not None and wait <= 0:
                         break

@@ -98,6 +98,10 @@ class SessionAggregator:
         while not self._stop.wait(FLUSH_INTERVAL):
             self.flush()
 
+    def close(self) -> None:
+        """Stop the flush thread (an in-process fixture's aggregator ends with its test); pending counts stay."""
+        self._stop.set()
+
     def wrap_stack(self, stack: ASGIApp) -> ASGIApp:
         """Put the session middleware just inside Starlette's ``ServerErrorMiddleware`` (the stack's outer layer).
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from opentelemetry import metrics
+from opentelemetry.metrics import MeterProvider
 
 from .._config.settings import Settings, load_settings
 from .._context.hooks import ClientHooks
@@ -46,10 +47,11 @@ class Parts:
     console: ConsoleOutput | None = None
 
     @classmethod
-    def build(cls, settings: Settings) -> Parts:
+    def build(cls, settings: Settings, meter_provider: MeterProvider | None = None) -> Parts:
+        """The parts for ``settings``; instruments on ``meter_provider``, or on the global one once it is set."""
         content_keys = () if settings.capture_message_content else CONTENT_KEYS
         scrubber = Scrubber((*settings.scrub_keys, *content_keys), settings.scrub_safe_keys)
-        instruments = Instruments(metrics.get_meter("otel_gatewayz"))
+        instruments = Instruments(metrics.get_meter("otel_gatewayz", meter_provider=meter_provider))
         return cls(
             settings,
             scrubber,
@@ -80,10 +82,13 @@ class Runtime:
     def scrubber(self) -> Scrubber:
         return self.parts.scrubber
 
+    def flush_errors(self) -> bool:
+        """Hand every queued error event to the Sentry client (within ``GATEWAYZ_SHUTDOWN_TIMEOUT``)."""
+        return self.error_events is None or self.error_events.flush(self.settings.shutdown_timeout)
+
     def flush(self) -> bool:
         """The bounded shutdown flush (``GATEWAYZ_SHUTDOWN_TIMEOUT``): error events first, then the rest."""
-        if self.error_events is not None:
-            self.error_events.flush(self.settings.shutdown_timeout)
+        self.flush_errors()
         return flush_pending(self.settings.shutdown_timeout, sentry_active=self.sentry_active)
 
 
@@ -129,7 +134,9 @@ def runtime() -> Runtime:
         return _runtime
 
 
-def install(new: Runtime) -> None:
+def install(new: Runtime | None) -> Runtime | None:
+    """Make ``new`` the runtime the API and the hooks reach; the previous one is returned (to put back)."""
     global _runtime
     with LOCK:
-        _runtime = new
+        previous, _runtime = _runtime, new
+        return previous

@@ -5,12 +5,26 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from types import ModuleType
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "otel_gatewayz"
 README = ROOT / "README.md"
 # Lower layers never import higher ones; top-level modules (_api, _cli, _distro) sit above all.
-LAYERS = ("_safety", "_config", "_privacy", "_metrics", "_context", "_errors", "_sentry", "_export", "_setup")
+LAYERS = (
+    "_safety",
+    "_config",
+    "_privacy",
+    "_metrics",
+    "_context",
+    "_errors",
+    "_sentry",
+    "_export",
+    "_setup",
+    "_testing",
+)
 # Only the public API, the entry points and the setup itself may look the runtime up.
 RUNTIME_LOOKUP_ALLOWED = {"_api.py", "_distro.py", "_setup/runtime.py", "_setup/configurator.py"}
 
@@ -96,11 +110,26 @@ def test_dependencies_are_passed_in_not_looked_up():
             assert not re.search(r"\bruntime\(\)", text), f"{name} looks the runtime up at call time"
 
 
+def _public_names(module: ModuleType) -> set[str]:
+    """What ``module`` defines for its users: not its submodules (the import system sets those), nor the
+    names pytest's assertion rewriting adds (``@py_builtins``) to a package that ships a pytest plugin."""
+    return {
+        name
+        for name, value in vars(module).items()
+        if name.isidentifier()
+        and not name.startswith("_")
+        and name != "annotations"
+        and not (isinstance(value, ModuleType) and value.__name__.startswith(f"{module.__name__}."))
+    }
+
+
 def test_public_api_has_an_explicit_all():
     import otel_gatewayz
+    import otel_gatewayz.testing
 
-    public = {n for n in vars(otel_gatewayz) if not n.startswith("_") and n != "annotations"}
-    assert sorted(otel_gatewayz.__all__) == sorted(public)
+    assert sorted(otel_gatewayz.__all__) == sorted(_public_names(otel_gatewayz))
+    imported = {"annotations", "Iterator", "pytest"}
+    assert sorted(otel_gatewayz.testing.__all__) == sorted(_public_names(otel_gatewayz.testing) - imported)
 
 
 def test_every_third_party_module_the_package_imports_is_a_declared_dependency():
@@ -114,6 +143,10 @@ def test_every_third_party_module_the_package_imports_is_a_declared_dependency()
     from otel_gatewayz._setup.versions import declared_requirements
 
     declared = {requirement.name.lower().replace("_", "-") for requirement in declared_requirements()}
+    # A pytest plugin's module is loaded only by pytest (entry point ``pytest11``): it may import pytest.
+    plugins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["pytest11"]
+    loaded_by_pytest = {value.removeprefix("otel_gatewayz.").replace(".", "/") + ".py" for value in plugins.values()}
+    assert loaded_by_pytest == {"testing.py"}
     distributions = metadata.packages_distributions()
     undeclared: dict[str, set[str]] = {}
     for name, path in modules().items():
@@ -135,7 +168,8 @@ def test_every_third_party_module_the_package_imports_is_a_declared_dependency()
                 tops = {node.module.split(".")[0]}
             else:
                 continue
-            for top in tops - set(sys.stdlib_module_names) - {"otel_gatewayz", "__future__"}:
+            host = {"pytest"} if name in loaded_by_pytest else set()
+            for top in tops - set(sys.stdlib_module_names) - {"otel_gatewayz", "__future__"} - host:
                 owners = {d.lower().replace("_", "-") for d in distributions.get(top, [top])}
                 if not owners & declared:
                     undeclared.setdefault(top, set()).add(name)
