@@ -8,6 +8,7 @@ breadcrumb goes through :class:`SentryHooks` just before it is sent.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import sentry_sdk
@@ -76,7 +77,11 @@ def in_process_client(settings: Settings, hooks: SentryHooks, transport: Transpo
     options = sentry_options(settings, hooks, transport)
     options.update(integrations=[], default_integrations=False, auto_enabling_integrations=False, spotlight=None)
     options.pop("profile_session_sample_rate", None)
-    return sentry_sdk.Client(**options)
+    with warnings.catch_warnings():
+        # Late 2.x releases deprecate the options 3.x replaced (``send_default_pii``): they are the
+        # right ones on 2.x, and a user's test run with ``-W error`` must not fail on our choice.
+        warnings.filterwarnings("ignore", message=r"The \w+ option is deprecated", category=DeprecationWarning)
+        return sentry_sdk.Client(**options)
 
 
 def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transport] | None) -> bool:

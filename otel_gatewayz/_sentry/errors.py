@@ -158,6 +158,7 @@ class ErrorEventWorker:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        self._worker.join(BACKPRESSURE_WAIT)
 
     def send_summary(self) -> None:
         if self.budget is None:

@@ -325,3 +325,4 @@ class SentryTransactionProcessor(SpanProcessor):
         if self._sender.running():
             with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(None)
+            self._sender.join(self._shutdown_timeout)

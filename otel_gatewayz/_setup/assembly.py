@@ -9,6 +9,7 @@ use, and :meth:`Assembly.close` ends them). Whoever holds the assembly decides w
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
@@ -50,8 +51,8 @@ def sentry_side_module(mismatched: list[Mismatch]) -> ModuleType | None:
     """The Sentry side's module, or None with one line when the installed sentry-sdk cannot run it."""
     if not sentry_sdk_supported(mismatched):
         return None  # the range line was logged with the other mismatches
-    try:
-        from . import sentry_side
+    try:  # by its module name: ``from . import`` would take a stale package attribute for an import
+        sentry_side = importlib.import_module(f"{__package__}.sentry_side")
     except Exception as exc:  # noqa: BLE001 - an upstream release moved what we import: Sentry off, OTel on
         logger.error(
             "otel_gatewayz: sentry-sdk %s: %s (%s); Sentry is off (OpenTelemetry traces, metrics and the "

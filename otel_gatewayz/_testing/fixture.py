@@ -11,6 +11,7 @@ each other's spans, events or metric points.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from collections.abc import Iterator, Mapping
@@ -39,7 +40,9 @@ from .._export.spans import ScrubbingSpanExporter
 from .._metrics.genai_labels import GenAiLabels
 from .._metrics.measurements import install_measurement_hook
 from .._setup.assembly import Assembly, assemble
+from .._setup.defaults import environment_defaults
 from .._setup.runtime import Runtime, install
+from .conventions import http_conventions
 from .recording import MetricPoint, RecordingTransport, metric_points
 
 if TYPE_CHECKING:
@@ -71,6 +74,8 @@ class Gatewayz:
 
     def __init__(self, settings: Settings, env: Mapping[str, str]) -> None:
         self.settings = settings
+        # The standard variables as the distro would leave them: the test's own, then our defaults.
+        self.otel_defaults = {**environment_defaults(env), **env}
         resource = Resource.create(resource_attributes(settings, env))
         self.transport = RecordingTransport()
         self._span_exporter = InMemorySpanExporter()
@@ -123,6 +128,7 @@ class Gatewayz:
             app,  # type: ignore[arg-type]
             tracer_provider=self.tracer_provider,
             meter_provider=self.meter_provider,
+            excluded_urls=self.otel_defaults["OTEL_PYTHON_FASTAPI_EXCLUDED_URLS"],
             **fastapi_instrument_kwargs(),
         )
         app.middleware_stack = None
@@ -203,6 +209,21 @@ class Gatewayz:
         self.logger_provider.shutdown()
 
 
+def _recordable(settings: Settings) -> Settings:
+    """Settings whose Sentry traces the transport records: the OTLP route (a sentry.io DSN on 2.x) goes as transactions.
+
+    That route has its own exporter, which would send to the DSN's project rather than to the test.
+    Imported here, not at the top: the plugin loads with every pytest run, and the Sentry side's
+    modules only where the installed sentry-sdk can run them.
+    """
+    from .._sentry.routes import ENVELOPE, OTLP, traces_route
+    from .._sentry.sdk import STREAMS_SPANS
+
+    if settings.sentry_enabled and traces_route(settings, STREAMS_SPANS) == OTLP:
+        return dataclasses.replace(settings, sentry_traces_via=ENVELOPE)
+    return settings
+
+
 def _swap_sentry_client(gatewayz: Gatewayz, stack: ExitStack) -> None:
     """The test's client where ``capture_message`` and ``sentry_sdk`` calls find it, the previous one after."""
     client = gatewayz.assembly.sentry_client
@@ -218,8 +239,9 @@ def _swap_sentry_client(gatewayz: Gatewayz, stack: ExitStack) -> None:
 def in_process(env: Mapping[str, str] | None = None) -> Iterator[Gatewayz]:
     """The distro assembled from ``env`` (:data:`DEFAULT_ENV` when None) and installed until the block ends."""
     variables = dict(DEFAULT_ENV if env is None else env)
-    gatewayz = Gatewayz(load_settings(variables), variables)
+    gatewayz = Gatewayz(_recordable(load_settings(variables)), variables)
     with ExitStack() as stack:
+        stack.enter_context(http_conventions(gatewayz.otel_defaults["OTEL_SEMCONV_STABILITY_OPT_IN"]))
         stack.callback(gatewayz.close)
         previous_runtime = install(gatewayz.runtime)
         stack.callback(install, previous_runtime)
