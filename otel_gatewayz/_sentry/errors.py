@@ -3,8 +3,8 @@
 The recorder hands it an :class:`ErrorCapture`; one daemon thread builds the event (frames,
 source context, bounded locals) and hands it to ``send``: the setup's direct envelopes
 (``error_envelopes.py``: scopes, our hooks with the enrichment from the captured request
-snapshot, the captured trace's ids and DSC, and scrubbing, then the transport), or
-sentry-sdk's ``capture_event``. The queue is bounded: when full the error is counted in
+snapshot, the captured trace's ids and DSC, and scrubbing, then the transport), the one path a
+recorded error takes to Sentry. The queue is bounded: when full the error is counted in
 ``gatewayz_telemetry_dropped_total{signal="sentry",reason="error_queue_full"}``, never waited for.
 Once per budget window (and at shutdown) it sends what storm control suppressed: one summary
 event with the count per fingerprint, and the same counts as a client report.
@@ -42,11 +42,6 @@ MAX_SUMMARY_GROUPS = 50
 Send = Callable[[dict[str, Any], dict[str, Any]], str | None]
 
 
-def sdk_capture_event(event: dict[str, Any], hint: dict[str, Any]) -> str | None:
-    """sentry-sdk's own path (scope, serialiser, ``before_send``); the setup normally sends directly."""
-    return sentry_sdk.capture_event(event, hint=hint)  # type: ignore[arg-type]
-
-
 def transport_backlog(client: BaseClient | None = None) -> float:
     """How full the client's send queue is, 0..1 (our transport tells; another one: 0)."""
     backlog = getattr((client or sentry_sdk.get_client()).transport, "backlog", None)
@@ -62,15 +57,16 @@ def record_lost(count: int, client: BaseClient | None = None) -> None:
 
 def build_event(capture: ErrorCapture) -> dict[str, Any]:
     """The Sentry event for ``capture`` (before the client's hooks and scope)."""
+    report = capture.report
     event: dict[str, Any] = {
         "event_id": capture.event_id,
         "timestamp": datetime.fromtimestamp(capture.timestamp, timezone.utc),
-        "level": capture.level,
+        "level": report.level,
         "exception": exception_interface(capture, MECHANISM),
-        "fingerprint": list(capture.fingerprint),
-        "tags": dict(capture.tags),
+        "fingerprint": list(report.fingerprint),
+        "tags": dict(report.tags),
     }
-    contexts = dict(capture.contexts)
+    contexts = dict(report.contexts)
     if capture.trace_ids is not None:
         contexts["trace"] = {"trace_id": capture.trace_ids[0], "span_id": capture.trace_ids[1]}
     if contexts:
@@ -105,7 +101,7 @@ class ErrorEventWorker:
         self,
         drops: DropCounter,
         budget: EventBudget | None,
-        send: Send = sdk_capture_event,
+        send: Send,
         record_lost: Callable[[int], None] = record_lost,
         queue_size: int = QUEUE_SIZE,
         backlog: Callable[[], float] = transport_backlog,

@@ -115,12 +115,7 @@ def assemble(
     module = sentry_side_module([]) if sentry_transport is not None and settings.sentry_enabled else None
     if module is not None and sentry_transport is not None:
         sentry, client = module.in_process(parts, dsc, sentry_transport)
-    runtime = make_runtime(
-        parts,
-        configured=True,
-        sentry_active=sentry is not None,
-        error_events=sentry.error_events if sentry is not None else None,
-    )
+    runtime = make_runtime(parts, configured=True, error_events=sentry.error_events if sentry is not None else None)
     processors: list[SpanProcessor] = [ContextSpanProcessor()]
     if sentry is not None:
         processors.append(sentry.traces)

@@ -167,7 +167,7 @@ def build(
         # At interpreter exit (a script, a worker without a lifespan): hand what is queued to the
         # SDK first. atexit runs last-registered first, so this runs before sentry-sdk's own flush.
         atexit.register(error_events.flush, settings.shutdown_timeout)
-    runtime = make_runtime(parts, configured=True, sentry_active=sentry_active, error_events=error_events)
+    runtime = make_runtime(parts, configured=True, error_events=error_events)
     install(runtime)
 
     _validated_exporters(settings, env)

@@ -99,9 +99,8 @@ def _console_error(console: ConsoleOutput | None) -> Callable[[BaseException, Er
     return lambda exc, grouping: output.error(exc, grouping.fingerprint, grouping.user_impact)
 
 
-def make_runtime(
-    parts: Parts, *, configured: bool, sentry_active: bool = False, error_events: ErrorEventWorker | None = None
-) -> Runtime:
+def make_runtime(parts: Parts, *, configured: bool, error_events: ErrorEventWorker | None = None) -> Runtime:
+    """The runtime on ``parts``; Sentry is on exactly when its error events have a worker to go to."""
     capturer = None
     if error_events is not None:
         capturer = ErrorCapturer(error_events, error_events.budget, InApp(), parts.settings.include_local_variables)
@@ -109,13 +108,12 @@ def make_runtime(
         parts.grouper,
         parts.instruments,
         parts.genai,
-        sentry_active=sentry_active,
+        capturer=capturer,
         capture_expected_errors=parts.settings.capture_expected_errors,
         failed_status_codes=parts.settings.failed_request_status_codes,
         on_error=_console_error(parts.console),
-        capturer=capturer,
     )
-    return Runtime(parts, recorder, ClientHooks(parts.genai), sentry_active, configured, error_events)
+    return Runtime(parts, recorder, ClientHooks(parts.genai), error_events is not None, configured, error_events)
 
 
 _runtime: Runtime | None = None
