@@ -20,7 +20,7 @@ from opentelemetry import trace
 from .._metrics.genai import GenAiMetrics
 from .._safety.log import contained
 from .propagation import allow_next_injection
-from .state import current_state, new_breadcrumb, start_request_state
+from .state import PendingCall, RequestState, current_state, new_breadcrumb, start_request_state
 
 # Entry-point names (group ``opentelemetry_instrumentor``) of the HTTP client instrumentations
 # we hook; every other installed instrumentation must be listed in ``NOT_HTTP_CLIENTS`` (a test
@@ -106,34 +106,59 @@ class ClientHooks:
                 and (headers is None or not measured_sdks or _sdk_of(headers) not in measured_sdks)
             )
             host_port = f"{host}:{port}" if port else host
-            state.pending_calls[key] = (method, host_port, time.perf_counter(), category, measured)
+            state.pending_calls[key] = PendingCall(method, host_port, time.perf_counter(), category, measured)
 
     def _finish(self, key: int, status: int, stream: Any = None) -> None:
         state = current_state()
         if state is None:
             return
-        pending = state.pending_calls.pop(key, None)
-        if pending is None:
+        call = state.pending_calls.pop(key, None)
+        if call is None:
             return
-        method, host_port, started, category, measured = pending
-        duration = time.perf_counter() - started
+        duration = time.perf_counter() - call.started
         level = "error" if status >= 500 else "warning" if status >= 400 else "info"
         state.breadcrumbs.append(
             new_breadcrumb(
-                f"{method} {host_port} {status}",
-                category,
+                f"{call.method} {call.host} {status}",
+                call.category,
                 level,
-                {"method": method, "host": host_port, "status_code": status, "duration_ms": round(duration * 1000, 1)},
+                {
+                    "method": call.method,
+                    "host": call.host,
+                    "status_code": status,
+                    "duration_ms": round(duration * 1000, 1),
+                },
             )
         )
-        if category == "provider" and measured:
+        if call.category == "provider" and call.measured:
             error_type = str(status) if status >= 400 else None
             if not (
                 state.request.get("stream")
                 and stream is not None
-                and self._genai.watch_stream(stream, state.request, started, error_type)
+                and self._genai.watch_stream(stream, state.request, call.started, error_type)
             ):
                 self._genai.record_call(state.request, duration, error_type)
+
+    def fail_pending(self, state: RequestState | None, error_type: str) -> None:
+        """The request failed with calls still awaiting a response: a breadcrumb each, a failed provider call.
+
+        The recorder calls this when it records an error; the bookkeeping stays the hooks' own.
+        """
+        if state is None or not state.pending_calls:
+            return
+        now = time.perf_counter()
+        for key, call in list(state.pending_calls.items()):
+            state.pending_calls.pop(key, None)
+            if call.category == "provider" and call.measured:
+                self._genai.record_call(state.request, now - call.started, error_type)
+            state.breadcrumbs.append(
+                new_breadcrumb(
+                    f"{call.method} {call.host} failed",
+                    call.category,
+                    "error",
+                    {"method": call.method, "host": call.host, "duration_ms": round((now - call.started) * 1000, 1)},
+                )
+            )
 
     # -- httpx and httpx2 ------------------------------------------------------------------
 

@@ -15,13 +15,23 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 MAX_BREADCRUMBS = 100
+
+
+class PendingCall(NamedTuple):
+    """An outgoing call awaiting its response; the client hooks (``hooks.py``) alone write and close these."""
+
+    method: str
+    host: str  # host[:port]
+    started: float  # perf_counter
+    category: str  # "provider" while the request names one, else "http"
+    measured: bool  # False when an official GenAI instrumentation measures the SDK call instead
 
 
 @dataclass
@@ -34,9 +44,8 @@ class RequestState:
     request: dict[str, Any] = field(default_factory=dict)
     span_attributes: dict[str, AttributeValue] = field(default_factory=dict)
     breadcrumbs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_BREADCRUMBS))
-    # Outgoing calls awaiting a response: key -> (method, host, perf_counter start, category,
-    # measured: False when an official GenAI instrumentation measures the SDK call instead).
-    pending_calls: dict[int, tuple[str, str, float, str, bool]] = field(default_factory=dict)
+    # Outgoing calls awaiting a response, by the hooks' key for the call.
+    pending_calls: dict[int, PendingCall] = field(default_factory=dict)
     # Span ids of the GenAI operation spans open in this request (see ``processor``).
     genai_spans: set[int] = field(default_factory=set)
     # An error escaped a route or a stream (recorded handled: false): the session is errored.

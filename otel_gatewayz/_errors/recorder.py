@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from .._context.state import RequestState, current_state, new_breadcrumb
-from .._metrics.genai import GenAiMetrics
+from .._context.state import RequestState, current_state
 from .._metrics.instruments import Instruments
 from .._safety.log import contained, log_once
 from .capture import ErrorCapturer, ErrorReport
@@ -67,18 +65,18 @@ class ErrorRecorder:
         self,
         grouper: ErrorGrouper,
         instruments: Instruments,
-        genai: GenAiMetrics,
         *,
         capturer: ErrorCapturer | None,
         capture_expected_errors: bool,
         failed_status_codes: tuple[tuple[int, int], ...] = ((500, 599),),
         on_error: Callable[[BaseException, ErrorGrouping], None] | None = None,
+        on_unanswered: Callable[[RequestState | None, str], None] | None = None,
     ) -> None:
         self.grouper = grouper
         self._on_error = on_error  # e.g. the local console line
+        self._on_unanswered = on_unanswered  # the client hooks close the calls the error left unanswered
         self._failed_status_codes = failed_status_codes
         self._instruments = instruments
-        self._genai = genai
         self._capture_expected = capture_expected_errors
         self._capturer = capturer
 
@@ -127,7 +125,8 @@ class ErrorRecorder:
             with contained("error span annotation"):  # OTel's record_exception calls str(exc)
                 _annotate_spans(exc, grouping, state, record_on_span)
             self._count(grouping, state)
-            self._flush_pending_calls(state, grouping.error_type)
+            if self._on_unanswered is not None:
+                self._on_unanswered(state, grouping.error_type)
             expected = not server_error and (expected or grouping.category == "validation_error")
             capturer = self._capturer
             if capturer is not None and (self._capture_expected or not expected):
@@ -175,24 +174,6 @@ class ErrorRecorder:
         if self._instruments.first_time(grouping.fingerprint):
             self._instruments.error_groups.add(
                 1, {"error.category": grouping.category, "user_impact": grouping.user_impact}
-            )
-
-    def _flush_pending_calls(self, state: RequestState | None, error_type: str) -> None:
-        """Outgoing calls that never got a response: a breadcrumb each, and a failed provider call."""
-        if state is None or not state.pending_calls:
-            return
-        now = time.perf_counter()
-        for key, (method, host, started, category, measured) in list(state.pending_calls.items()):
-            state.pending_calls.pop(key, None)
-            if category == "provider" and measured:
-                self._genai.record_call(state.request, now - started, error_type)
-            state.breadcrumbs.append(
-                new_breadcrumb(
-                    f"{method} {host} failed",
-                    category,
-                    "error",
-                    {"method": method, "host": host, "duration_ms": round((now - started) * 1000, 1)},
-                )
             )
 
 

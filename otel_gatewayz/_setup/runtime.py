@@ -104,16 +104,17 @@ def make_runtime(parts: Parts, *, configured: bool, error_events: ErrorEventWork
     capturer = None
     if error_events is not None:
         capturer = ErrorCapturer(error_events, error_events.budget, InApp(), parts.settings.include_local_variables)
+    client_hooks = ClientHooks(parts.genai)
     recorder = ErrorRecorder(
         parts.grouper,
         parts.instruments,
-        parts.genai,
         capturer=capturer,
         capture_expected_errors=parts.settings.capture_expected_errors,
         failed_status_codes=parts.settings.failed_request_status_codes,
         on_error=_console_error(parts.console),
+        on_unanswered=client_hooks.fail_pending,
     )
-    return Runtime(parts, recorder, ClientHooks(parts.genai), error_events is not None, configured, error_events)
+    return Runtime(parts, recorder, client_hooks, error_events is not None, configured, error_events)
 
 
 _runtime: Runtime | None = None

@@ -15,9 +15,7 @@ from otel_gatewayz._errors.capture import ErrorCapturer, InApp
 from otel_gatewayz._errors.grouping import ErrorGrouper
 from otel_gatewayz._errors.handlers import install_handlers
 from otel_gatewayz._errors.recorder import ErrorRecorder
-from otel_gatewayz._metrics.genai import GenAiMetrics
 from otel_gatewayz._metrics.instruments import Instruments
-from otel_gatewayz._privacy.scrubber import Scrubber
 from otel_gatewayz._sentry.errors import ErrorEventWorker
 
 
@@ -64,7 +62,6 @@ def _app(failed: tuple[tuple[int, int], ...]) -> tuple[FastAPI, InMemoryMetricRe
     recorder = ErrorRecorder(
         ErrorGrouper(),
         instruments,
-        GenAiMetrics(instruments, Scrubber((), ())),
         capturer=ErrorCapturer(sent.worker, None, InApp(), with_locals=False),
         capture_expected_errors=False,  # production
         failed_status_codes=failed,
