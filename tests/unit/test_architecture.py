@@ -174,3 +174,109 @@ def test_every_third_party_module_the_package_imports_is_a_declared_dependency()
                 if not owners & declared:
                     undeclared.setdefault(top, set()).add(name)
     assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
+
+
+# -- process globals: touched by installers, installed by the setup only --------------------------------
+
+_GLOBAL_ATTR_CALLS = {
+    ("atexit", "register"),
+    ("os", "register_at_fork"),
+    ("sentry_sdk", "init"),
+    ("logging", "setLogRecordFactory"),
+    ("REGISTRY", "register"),
+    ("REGISTRY", "unregister"),
+    ("signal", "signal"),
+    ("propagate", "set_global_textmap"),
+}
+_GLOBAL_NAME_CALLS = {
+    "set_tracer_provider",
+    "set_meter_provider",
+    "set_logger_provider",
+    "set_global_textmap",
+    "start_http_server",
+    "register_at_fork",
+}
+_GLOBAL_METHOD_CALLS = {"addFilter", "addHandler", "setLogRecordFactory"}  # on loggers: process-wide objects
+
+# module -> the functions in it that touch a process global (providers, the propagator, exit and
+# fork hooks, the Prometheus registry and port, log record factories and logger filters,
+# Starlette/uvicorn patches, the environment). Adding one is a decision: say here why it is not
+# in the assembly.
+INSTALLERS = {
+    "_config/resource.py": {"renew_instance_id_after_fork"},  # a fork hook: the child's instance id
+    "_errors/handlers.py": {"patch_starlette"},  # every app built from now on gets our handlers
+    "_errors/log_correlation.py": {"install_log_correlation"},  # uvicorn's access lines, the record factory
+    "_export/failures.py": {"count_export_failures"},  # filters on the exporters' loggers
+    "_export/spans.py": {"__init__", "build"},  # filters on the span exporters' and batch processor's loggers
+    # The Prometheus reader, built by the SDK configurator from OTEL_METRICS_EXPORTER: the registry,
+    # the port, exit and fork hooks, the metrics directory in the environment for the workers.
+    "_metrics/prometheus.py": {"__init__", "_label_default_collectors", "_try_serve", "metrics_dir"},
+    "_privacy/logs.py": {"install_log_record_factory"},  # tracebacks scrubbed as records are made
+    "_safety/log.py": {"ensure_visible"},  # our own logger's handler
+    "_sentry/client.py": {"init_sentry"},  # the process's Sentry client (and its profiler's fork hook)
+    "_setup/build.py": {"build"},  # the install step: propagator, exit flush, and the calls above
+    "_testing/fixture.py": {"in_process"},  # a test's install: each global swapped back at its end
+}
+# Where installers may be called from: the install step, the entry points, a test's install.
+INSTALL_CALLERS = {"_setup/build.py", "_setup/configurator.py", "_setup/sentry_side.py", "_distro.py", "_cli.py"}
+
+
+def _global_sites(path: Path) -> set[str]:
+    """The functions of ``path`` that touch a process global, by the calls and assignments that do."""
+    tree = ast.parse(path.read_text())
+    third_party = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+        for alias in node.names
+    }
+    found: set[str] = set()
+
+    def touches(node: ast.AST) -> bool:
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name):
+                return func.id in _GLOBAL_NAME_CALLS
+            if isinstance(func, ast.Attribute):
+                receiver = func.value.id if isinstance(func.value, ast.Name) else None
+                return (receiver, func.attr) in _GLOBAL_ATTR_CALLS or func.attr in _GLOBAL_METHOD_CALLS
+        if isinstance(node, (ast.Assign, ast.AugAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                if isinstance(target, ast.Subscript) and ast.unparse(target.value) == "os.environ":
+                    return True
+                patched = isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                if patched and target.value.id in (*third_party, "cls"):  # a class's attribute replaced
+                    return True
+        return False
+
+    def visit(node: ast.AST, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
+            if touches(child):
+                found.add(function)
+            visit(child, inner)
+
+    visit(tree, "<module>")
+    return found
+
+
+def test_only_the_installers_touch_process_globals():
+    touching = {name: sites for name, path in modules().items() if (sites := _global_sites(path))}
+    assert touching == INSTALLERS
+    for name in ("_setup/assembly.py", "_setup/runtime.py", "__init__.py"):
+        assert name not in touching, f"{name} must assemble without touching the process"
+
+
+def test_installers_are_called_by_the_install_step_only():
+    named = {function for functions in INSTALLERS.values() for function in functions}
+    named -= {"__init__", "build", "in_process", "_label_default_collectors", "_try_serve", "metrics_dir"}
+    for name, path in modules().items():
+        calls = {
+            node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))
+        }
+        called = calls & named
+        if called and name not in INSTALL_CALLERS:
+            own = INSTALLERS.get(name, set())
+            assert called <= own, f"{name} calls the installers {sorted(called - own)}; only the install step may"
