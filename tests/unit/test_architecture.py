@@ -280,3 +280,53 @@ def test_installers_are_called_by_the_install_step_only():
         if called and name not in INSTALL_CALLERS:
             own = INSTALLERS.get(name, set())
             assert called <= own, f"{name} calls the installers {sorted(called - own)}; only the install step may"
+
+
+# -- the request state: each field has its writers ------------------------------------------------------
+
+# RequestState field -> the modules that write it (assign it, or change it in place). Everyone else reads.
+STATE_WRITERS = {
+    "root_span": set(),  # set when the state is made (``start_request_state``), never after
+    "scope": set(),
+    "user": {"_api.py"},  # set_user_context
+    "request": {"_api.py"},  # set_request_context
+    "span_attributes": {"_context/state.py"},  # RequestState.set_attributes, called by the context calls
+    "breadcrumbs": {"_api.py", "_context/hooks.py"},  # add_breadcrumb; one per outgoing call (answered or not)
+    "pending_calls": {"_context/hooks.py"},  # the client hooks open and close the calls (PendingCall)
+    "genai_spans": {"_context/processor.py"},  # the GenAI operation spans open in the request
+    "unhandled_error": {"_errors/recorder.py"},  # an error escaped a route or a stream
+}
+_MUTATORS = {"append", "appendleft", "extend", "add", "discard", "update", "pop", "popitem", "clear", "setdefault"}
+
+
+def _state_writes(path: Path) -> set[str]:
+    """The RequestState fields ``path`` writes: ``x.field = ...``, ``x.field[k] = ...``, ``x.field.append(...)``."""
+    written: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets: list[ast.expr] = []
+        if isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = list(node.targets) if isinstance(node, ast.Assign) else [node.target]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _MUTATORS:
+            targets = [node.func.value]
+        for target in targets:
+            if isinstance(target, ast.Subscript):
+                target = target.value
+            # A state is ``state`` wherever the package holds one (``self`` in its own methods).
+            owner = target.value.id if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) else ""
+            holds_state = owner == "state" or (owner == "self" and path.name == "state.py")
+            if isinstance(target, ast.Attribute) and target.attr in STATE_WRITERS and holds_state:
+                written.add(target.attr)
+    return written
+
+
+def test_each_request_state_field_is_written_by_its_owners_only():
+    import dataclasses
+
+    from otel_gatewayz._context.state import RequestState
+
+    assert set(STATE_WRITERS) == {field.name for field in dataclasses.fields(RequestState)}
+    writers: dict[str, set[str]] = {field: set() for field in STATE_WRITERS}
+    for name, path in modules().items():
+        for field in _state_writes(path):
+            writers[field].add(name)
+    assert writers == STATE_WRITERS
