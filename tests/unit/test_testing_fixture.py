@@ -7,11 +7,12 @@ import logging
 import threading
 from typing import Any
 
+import httpx
 import pytest
 import sentry_sdk
 from fastapi import FastAPI
 from opentelemetry import propagate
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, format_trace_id
 
 from otel_gatewayz import capture_message, set_request_context, set_user_context
 from otel_gatewayz._context.state import current_state
@@ -195,3 +196,14 @@ def test_a_sentry_io_dsn_records_span_items_on_3x(gatewayz_env):
     with in_process({**gatewayz_env, "SENTRY_DSN": "https://public@o1.ingest.sentry.io/1"}) as gatewayz:
         gatewayz.client(APP).get("/ok")
         assert [item["name"] for item in gatewayz.sentry_spans() if item.get("is_segment")] == ["GET /ok"]
+
+
+async def test_an_async_test_instruments_the_app_for_its_own_client(gatewayz):
+    transport = httpx.ASGITransport(app=gatewayz.instrument(APP), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        assert (await client.post("/v1/chat/completions")).status_code == 500
+
+    [event] = gatewayz.events()
+    [server] = gatewayz.spans()
+    assert event["contexts"]["trace"]["trace_id"] == format_trace_id(server.context.trace_id)
+    assert event["user"]["id"] == "u1" and server.attributes["http.route"] == "/v1/chat/completions"
