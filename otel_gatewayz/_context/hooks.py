@@ -29,7 +29,7 @@ from .._spend.accounting import ProviderCall, Spend, SpendTotals, operation_of
 from .._spend.usage import UnsupportedEncoding, UsageReader, usage_reader
 from .processor import is_instrumentation_span
 from .propagation import allow_next_injection
-from .state import RequestState, current_state, new_breadcrumb, start_request_state
+from .state import PendingCall, RequestState, current_state, new_breadcrumb, start_request_state
 
 # Entry-point names (group ``opentelemetry_instrumentor``) of the HTTP client instrumentations
 # we hook; every other installed instrumentation must be listed in ``NOT_HTTP_CLIENTS`` (a test
@@ -145,7 +145,7 @@ class ClientHooks:
                 and (headers is None or not measured_sdks or _sdk_of(headers) not in measured_sdks)
             )
             host_port = f"{host}:{port}" if port else host
-            state.pending_calls[key] = (method, host_port, time.perf_counter(), category, measured)
+            state.pending_calls[key] = PendingCall(method, host_port, time.perf_counter(), category, measured)
             if category == "provider" and path is not None and self._spend is not None:
                 state.provider_calls[key] = _provider_call(span, state, path, genai_parent)
 
@@ -174,30 +174,55 @@ class ClientHooks:
         state = current_state()
         if state is None:
             return
-        call = state.provider_calls.pop(key, None)
-        pending = state.pending_calls.pop(key, None)
-        if pending is None:
+        provider_call = state.provider_calls.pop(key, None)
+        call = state.pending_calls.pop(key, None)
+        if call is None:
             return
-        if call is not None and status < 400:
-            self._read_usage(call, headers, stream)
-        method, host_port, started, category, measured = pending
-        duration = time.perf_counter() - started
+        if provider_call is not None and status < 400:
+            self._read_usage(provider_call, headers, stream)
+        duration = time.perf_counter() - call.started
         level = "error" if status >= 500 else "warning" if status >= 400 else "info"
         state.breadcrumbs.append(
             new_breadcrumb(
-                f"{method} {host_port} {status}",
-                category,
+                f"{call.method} {call.host} {status}",
+                call.category,
                 level,
-                {"method": method, "host": host_port, "status_code": status, "duration_ms": round(duration * 1000, 1)},
+                {
+                    "method": call.method,
+                    "host": call.host,
+                    "status_code": status,
+                    "duration_ms": round(duration * 1000, 1),
+                },
             )
         )
-        if category == "provider" and measured:
+        if call.category == "provider" and call.measured:
             error_type = str(status) if status >= 400 else None
             watch = watch_body(stream) if state.request.get("stream") and stream is not None else None
             if watch is not None:
-                self._genai.watch_stream(watch, state.request, started, error_type)
+                self._genai.watch_stream(watch, state.request, call.started, error_type)
             else:
                 self._genai.record_call(state.request, duration, error_type)
+
+    def fail_pending(self, state: RequestState | None, error_type: str) -> None:
+        """The request failed with calls still awaiting a response: a breadcrumb each, a failed provider call.
+
+        The recorder calls this when it records an error; the bookkeeping stays the hooks' own.
+        """
+        if state is None or not state.pending_calls:
+            return
+        now = time.perf_counter()
+        for key, call in list(state.pending_calls.items()):
+            state.pending_calls.pop(key, None)
+            if call.category == "provider" and call.measured:
+                self._genai.record_call(state.request, now - call.started, error_type)
+            state.breadcrumbs.append(
+                new_breadcrumb(
+                    f"{call.method} {call.host} failed",
+                    call.category,
+                    "error",
+                    {"method": call.method, "host": call.host, "duration_ms": round((now - call.started) * 1000, 1)},
+                )
+            )
 
     # -- httpx and httpx2 ------------------------------------------------------------------
 

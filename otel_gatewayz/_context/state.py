@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import Span
@@ -23,6 +24,16 @@ from opentelemetry.util.types import AttributeValue
 from .._spend.accounting import ProviderCall, SpendTotals
 
 MAX_BREADCRUMBS = 100
+
+
+class PendingCall(NamedTuple):
+    """An outgoing call awaiting its response; the client hooks (``hooks.py``) alone write and close these."""
+
+    method: str
+    host: str  # host[:port]
+    started: float  # perf_counter
+    category: str  # "provider" while the request names one, else "http"
+    measured: bool  # False when an official GenAI instrumentation measures the SDK call instead
 
 
 @dataclass
@@ -35,9 +46,8 @@ class RequestState:
     request: dict[str, Any] = field(default_factory=dict)
     span_attributes: dict[str, AttributeValue] = field(default_factory=dict)
     breadcrumbs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_BREADCRUMBS))
-    # Outgoing calls awaiting a response: key -> (method, host, perf_counter start, category,
-    # measured: False when an official GenAI instrumentation measures the SDK call instead).
-    pending_calls: dict[int, tuple[str, str, float, str, bool]] = field(default_factory=dict)
+    # Outgoing calls awaiting a response, by the hooks' key for the call.
+    pending_calls: dict[int, PendingCall] = field(default_factory=dict)
     # The GenAI operation spans open in this request, by span id (see ``processor``).
     genai_spans: dict[int, Span] = field(default_factory=dict)
     # Provider calls whose answer's usage is awaited (httpx), and what the request spent so far:
@@ -75,6 +85,23 @@ def ensure_state() -> RequestState:
         state = RequestState()
         _state.set(state)
     return state
+
+
+@contextmanager
+def isolated_state() -> Iterator[None]:
+    """No request state inside, and what was there before afterwards (a test's context calls stay in its test).
+
+    Context calls outside a request (``set_user_context`` in a test body) make a detached state
+    in the caller's context, which for a synchronous test is the session's thread: this scopes it.
+    """
+    token = _state.set(None)
+    try:
+        yield
+    finally:
+        try:
+            _state.reset(token)
+        except ValueError:  # ended in another context than it began (an async fixture's teardown)
+            _state.set(None)
 
 
 def new_breadcrumb(message: str, category: str, level: str, data: dict[str, Any] | None) -> dict[str, Any]:

@@ -15,7 +15,8 @@ import os
 import random
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, NamedTuple, Protocol
 
@@ -69,18 +70,30 @@ class ExceptionCapture(NamedTuple):
     frames: tuple[FrameCapture, ...]
 
 
+@dataclass(frozen=True)
+class ErrorReport:
+    """What the recorder decided about one error, the one object every later step reads its fields from.
+
+    The recorder makes it once (grouping, level, tags, the caller's context, the request); the
+    capturer, the capture and the event read it as it is, so no field is threaded through three
+    signatures.
+    """
+
+    fingerprint: tuple[str, ...]
+    level: str = "error"
+    handled: bool = True  # False: it escaped a route or a stream (the session is errored)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    contexts: Mapping[str, Any] = field(default_factory=dict)
+    state: RequestState | None = None  # the live request state; the capture keeps a snapshot
+
+
 @dataclass
 class ErrorCapture:
     """One error as the event worker needs it; ``chain`` is innermost cause first, as Sentry orders it."""
 
     event_id: str
     chain: tuple[ExceptionCapture, ...]
-    fingerprint: tuple[str, ...]
-    level: str
-    handled: bool
-    tags: dict[str, str]
-    contexts: dict[str, Any]
-    state: RequestState | None
+    report: ErrorReport  # its ``state`` a snapshot taken at capture
     otel_context: Context
     trace_ids: tuple[str, str] | None  # (trace_id, span_id) hex of the span current at capture
     suppressed: int = 0  # errors of this fingerprint suppressed since its previous full event
@@ -162,14 +175,9 @@ def _exception(exc: BaseException, in_app: InApp, with_locals: bool) -> Exceptio
 
 def capture_error(
     exc: BaseException,
+    report: ErrorReport,
     *,
     event_id: str,
-    fingerprint: tuple[str, ...],
-    level: str,
-    handled: bool,
-    tags: dict[str, str],
-    contexts: dict[str, Any],
-    state: RequestState | None,
     trace_ids: tuple[str, str] | None,
     in_app: InApp,
     with_locals: bool,
@@ -179,12 +187,7 @@ def capture_error(
     return ErrorCapture(
         event_id,
         chain,
-        fingerprint,
-        level,
-        handled,
-        tags,
-        contexts,
-        snapshot_state(state),
+        replace(report, state=snapshot_state(report.state)),
         otel_context.get_current(),
         trace_ids,
         suppressed,
@@ -200,22 +203,12 @@ class ErrorCapturer:
         self._in_app = in_app
         self._with_locals = with_locals
 
-    def capture(
-        self,
-        exc: BaseException,
-        *,
-        fingerprint: tuple[str, ...],
-        level: str,
-        handled: bool,
-        tags: dict[str, str],
-        contexts: dict[str, Any],
-        state: RequestState | None,
-    ) -> str:
+    def capture(self, exc: BaseException, report: ErrorReport) -> str:
         """The event id for ``exc`` (made here); its event is built later, or not at all past the budget."""
         event_id = new_event_id()
         suppressed = 0
         if self.budget is not None:
-            admitted = self.budget.admit(fingerprint)
+            admitted = self.budget.admit(report.fingerprint)
             if admitted is None:
                 return event_id
             suppressed = admitted
@@ -228,13 +221,8 @@ class ErrorCapturer:
         self.sink.submit(
             capture_error(
                 exc,
+                report,
                 event_id=event_id,
-                fingerprint=fingerprint,
-                level=level,
-                handled=handled,
-                tags=tags,
-                contexts=contexts,
-                state=state,
                 trace_ids=trace_ids,
                 in_app=self._in_app,
                 with_locals=self._with_locals,

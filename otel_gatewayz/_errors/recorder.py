@@ -11,39 +11,32 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
-import sentry_sdk
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
-from sentry_sdk.utils import event_from_exception
 
-from .._context.state import RequestState, current_state, new_breadcrumb
-from .._metrics.genai import GenAiMetrics
+from .._context.state import RequestState, current_state
 from .._metrics.instruments import Instruments
 from .._safety.log import contained, log_once
-from .capture import ErrorCapturer
+from .capture import ErrorCapturer, ErrorReport
 from .grouping import UNMATCHED_ROUTE, ErrorGrouper, ErrorGrouping, grouped_exception, route_of
 
 _CAPTURED_ATTR = "__otel_gatewayz_event_id__"
 _TRACE_ATTR = "__otel_gatewayz_trace_id__"
 MECHANISM = "otel_gatewayz"
 _WITHHELD_ATTR = "__otel_gatewayz_withheld__"  # recorded as an expected error, not sent
-# True while the recorder itself hands an exception to Sentry.
-_capturing: ContextVar[bool] = ContextVar("otel_gatewayz_capturing", default=False)
 
 
 def already_recorded(exc: BaseException) -> bool:
-    """True for an exception the recorder has seen, unless it is the recorder sending it now.
+    """True for an exception the recorder has seen.
 
     The server logs the exception again after our handler answered ("Exception in ASGI
     application"), possibly in another task than ours; that second report must not become a
     second Sentry event, nor resurrect an error the policy chose not to send.
     """
-    return hasattr(exc, _CAPTURED_ATTR) and not _capturing.get()
+    return hasattr(exc, _CAPTURED_ATTR)
 
 
 def _mark_withheld(exc: BaseException) -> None:
@@ -62,26 +55,28 @@ def recorded_ids(exc: BaseException) -> tuple[str | None, str | None]:
 
 
 class ErrorRecorder:
-    """Records errors into the span, the error counters and (when active and allowed) Sentry."""
+    """Records errors into the span, the error counters and (when Sentry is on and allows it) Sentry.
+
+    ``capturer`` is the one way to Sentry (capture now, event built off the request path); None
+    when Sentry is off.
+    """
 
     def __init__(
         self,
         grouper: ErrorGrouper,
         instruments: Instruments,
-        genai: GenAiMetrics,
         *,
-        sentry_active: bool,
+        capturer: ErrorCapturer | None,
         capture_expected_errors: bool,
         failed_status_codes: tuple[tuple[int, int], ...] = ((500, 599),),
         on_error: Callable[[BaseException, ErrorGrouping], None] | None = None,
-        capturer: ErrorCapturer | None = None,
+        on_unanswered: Callable[[RequestState | None, str], None] | None = None,
     ) -> None:
         self.grouper = grouper
         self._on_error = on_error  # e.g. the local console line
+        self._on_unanswered = on_unanswered  # the client hooks close the calls the error left unanswered
         self._failed_status_codes = failed_status_codes
         self._instruments = instruments
-        self._genai = genai
-        self._sentry_active = sentry_active
         self._capture_expected = capture_expected_errors
         self._capturer = capturer
 
@@ -130,11 +125,13 @@ class ErrorRecorder:
             with contained("error span annotation"):  # OTel's record_exception calls str(exc)
                 _annotate_spans(exc, grouping, state, record_on_span)
             self._count(grouping, state)
-            self._flush_pending_calls(state, grouping.error_type)
+            if self._on_unanswered is not None:
+                self._on_unanswered(state, grouping.error_type)
             expected = not server_error and (expected or grouping.category == "validation_error")
-            if self._sentry_active and (self._capture_expected or not expected):
-                event_id = self._send(exc, grouping, level, context, tags, handled, state)
-            elif self._sentry_active:
+            capturer = self._capturer
+            if capturer is not None and (self._capture_expected or not expected):
+                event_id = capturer.capture(exc, _report(grouping, level, context, tags, handled, state))
+            elif capturer is not None:
                 _mark_withheld(exc)
                 if event_id is None and not handled:
                     log_once(
@@ -159,7 +156,8 @@ class ErrorRecorder:
                 delattr(exc, _WITHHELD_ATTR)
             state = current_state()
             grouping = self.grouper.group(exc, state)
-            event_id = self._send(exc, grouping, level, context, tags, False, state)
+            if self._capturer is not None:
+                event_id = self._capturer.capture(exc, _report(grouping, level, context, tags, False, state))
         _mark(exc, event_id or "")
         return event_id
 
@@ -178,62 +176,21 @@ class ErrorRecorder:
                 1, {"error.category": grouping.category, "user_impact": grouping.user_impact}
             )
 
-    def _send(
-        self,
-        exc: BaseException,
-        grouping: ErrorGrouping,
-        level: str,
-        context: dict[str, Any] | None,
-        tags: dict[str, str] | None,
-        handled: bool,
-        state: RequestState | None,
-    ) -> str | None:
-        """Capture now, build later: the event id comes back at once (see ``capture.py``)."""
-        all_tags = {"error_type": grouping.category, "user_impact": grouping.user_impact, **(tags or {})}
-        if grouping.provider_status_code is not None:
-            all_tags.setdefault("provider_status_code", str(grouping.provider_status_code))
-        contexts = {"error_context": context} if context else {}
-        if self._capturer is not None:
-            return self._capturer.capture(
-                exc,
-                fingerprint=tuple(grouping.fingerprint),
-                level=level,
-                handled=handled,
-                tags=all_tags,
-                contexts=contexts,
-                state=state,
-            )
-        token = _capturing.set(True)
-        try:
-            event, hint = event_from_exception(exc, mechanism={"type": MECHANISM, "handled": handled})
-            return sentry_sdk.capture_event(
-                event,
-                hint=hint,
-                fingerprint=list(grouping.fingerprint),
-                tags=all_tags,
-                contexts=contexts,
-                level=level,
-            )
-        finally:
-            _capturing.reset(token)
 
-    def _flush_pending_calls(self, state: RequestState | None, error_type: str) -> None:
-        """Outgoing calls that never got a response: a breadcrumb each, and a failed provider call."""
-        if state is None or not state.pending_calls:
-            return
-        now = time.perf_counter()
-        for key, (method, host, started, category, measured) in list(state.pending_calls.items()):
-            state.pending_calls.pop(key, None)
-            if category == "provider" and measured:
-                self._genai.record_call(state.request, now - started, error_type)
-            state.breadcrumbs.append(
-                new_breadcrumb(
-                    f"{method} {host} failed",
-                    category,
-                    "error",
-                    {"method": method, "host": host, "duration_ms": round((now - started) * 1000, 1)},
-                )
-            )
+def _report(
+    grouping: ErrorGrouping,
+    level: str,
+    context: dict[str, Any] | None,
+    tags: dict[str, str] | None,
+    handled: bool,
+    state: RequestState | None,
+) -> ErrorReport:
+    """The error's one report: its fingerprint, the grouping's tags under the caller's, the caller's context."""
+    all_tags = {"error_type": grouping.category, "user_impact": grouping.user_impact, **(tags or {})}
+    if grouping.provider_status_code is not None:
+        all_tags.setdefault("provider_status_code", str(grouping.provider_status_code))
+    contexts = {"error_context": context} if context else {}
+    return ErrorReport(tuple(grouping.fingerprint), level, handled, all_tags, contexts, state)
 
 
 def _annotate_spans(

@@ -56,3 +56,9 @@ class OwnThread:
             self._thread = threading.Thread(target=self._target, name=self._name, daemon=True)
             self._thread.start()
             return True
+
+    def join(self, timeout: float) -> None:
+        """Wait at most ``timeout`` seconds for the thread to end (after its target was told to stop)."""
+        thread = self._thread
+        if thread is not None and self._pid == os.getpid():
+            thread.join(timeout)

@@ -8,9 +8,11 @@ breadcrumb goes through :class:`SentryHooks` just before it is sent.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import sentry_sdk
+from sentry_sdk.client import BaseClient
 from sentry_sdk.integrations.otlp import OTLPIntegration
 from sentry_sdk.profiler import start_profiler
 from sentry_sdk.transport import Transport
@@ -23,11 +25,10 @@ from .sdk import STREAMS_SPANS, Collection, DedupingLoggingIntegration, collecti
 COMPRESSION_LEVEL = 6
 
 
-def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transport] | None) -> bool:
-    """Start the Sentry client; False (with one error line) when it cannot start."""
-    if sentry_sdk.get_client().is_active():
-        logger.warning("otel_gatewayz: a Sentry client is already active; keeping it")
-        return True
+def sentry_options(
+    settings: Settings, hooks: SentryHooks, transport: type[Transport] | Transport | None
+) -> dict[str, Any]:
+    """The client's options for our settings, hooks and transport (the process's client and the test fixture's)."""
     collection = Collection(
         send_default_pii=settings.send_default_pii,
         include_local_variables=settings.include_local_variables,
@@ -64,6 +65,31 @@ def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transpor
     }
     if not STREAMS_SPANS:  # 3.x has no transactions; ours go straight to the transport, scrubbed already
         options["before_send_transaction"] = hooks.before_send_transaction
+    return options
+
+
+def in_process_client(settings: Settings, hooks: SentryHooks, transport: Transport) -> BaseClient:
+    """A client that is not the process's: no integrations (each patches the process once, for good), not bound.
+
+    What our events carry is built by our hooks; the default integrations' additions (modules,
+    argv, runtime context) are left out, since they would stay installed after a test.
+    """
+    options = sentry_options(settings, hooks, transport)
+    options.update(integrations=[], default_integrations=False, auto_enabling_integrations=False, spotlight=None)
+    options.pop("profile_session_sample_rate", None)
+    with warnings.catch_warnings():
+        # Late 2.x releases deprecate the options 3.x replaced (``send_default_pii``): they are the
+        # right ones on 2.x, and a user's test run with ``-W error`` must not fail on our choice.
+        warnings.filterwarnings("ignore", message=r"The \w+ option is deprecated", category=DeprecationWarning)
+        return sentry_sdk.Client(**options)
+
+
+def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transport] | None) -> bool:
+    """Start the Sentry client; False (with one error line) when it cannot start."""
+    if sentry_sdk.get_client().is_active():
+        logger.warning("otel_gatewayz: a Sentry client is already active; keeping it")
+        return True
+    options = sentry_options(settings, hooks, transport)
     try:
         sentry_sdk.init(**options)
     except Exception as exc:  # noqa: BLE001 - a bad option must not stop the app

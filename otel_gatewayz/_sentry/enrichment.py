@@ -125,7 +125,7 @@ class SentryHooks:
         event = cast(Event, sentry_event)
         capture = hint.get(CAPTURE_HINT)
         # Off the request path the capture carries the request's state and OTel context.
-        state = capture.state if capture is not None else current_state()
+        state = capture.report.state if capture is not None else current_state()
         context = capture.otel_context if capture is not None else None
         with contained("before_send enrichment"):
             enriched = enrich_event(event, hint, state, self._grouper, self._service, self._send_pii)

@@ -3,8 +3,8 @@
 The recorder hands it an :class:`ErrorCapture`; one daemon thread builds the event (frames,
 source context, bounded locals) and hands it to ``send``: the setup's direct envelopes
 (``error_envelopes.py``: scopes, our hooks with the enrichment from the captured request
-snapshot, the captured trace's ids and DSC, and scrubbing, then the transport), or
-sentry-sdk's ``capture_event``. The queue is bounded: when full the error is counted in
+snapshot, the captured trace's ids and DSC, and scrubbing, then the transport), the one path a
+recorded error takes to Sentry. The queue is bounded: when full the error is counted in
 ``gatewayz_telemetry_dropped_total{signal="sentry",reason="error_queue_full"}``, never waited for.
 Once per budget window (and at shutdown) it sends what storm control suppressed: one summary
 event with the count per fingerprint, and the same counts as a client report.
@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import sentry_sdk
+from sentry_sdk.client import BaseClient
 
 from .._errors.capture import ErrorCapture
 from .._errors.recorder import MECHANISM
@@ -41,34 +42,31 @@ MAX_SUMMARY_GROUPS = 50
 Send = Callable[[dict[str, Any], dict[str, Any]], str | None]
 
 
-def sdk_capture_event(event: dict[str, Any], hint: dict[str, Any]) -> str | None:
-    """sentry-sdk's own path (scope, serialiser, ``before_send``); the setup normally sends directly."""
-    return sentry_sdk.capture_event(event, hint=hint)  # type: ignore[arg-type]
-
-
-def _transport_backlog() -> float:
+def transport_backlog(client: BaseClient | None = None) -> float:
     """How full the client's send queue is, 0..1 (our transport tells; another one: 0)."""
-    backlog = getattr(sentry_sdk.get_client().transport, "backlog", None)
+    backlog = getattr((client or sentry_sdk.get_client()).transport, "backlog", None)
     return float(backlog()) if callable(backlog) else 0.0
 
 
-def _record_lost(count: int) -> None:
-    transport = sentry_sdk.get_client().transport
+def record_lost(count: int, client: BaseClient | None = None) -> None:
+    """Errors storm control kept from Sentry, reported to it as a client report."""
+    transport = (client or sentry_sdk.get_client()).transport
     if transport is not None:
         transport.record_lost_event("sample_rate", data_category="error", quantity=count)
 
 
 def build_event(capture: ErrorCapture) -> dict[str, Any]:
     """The Sentry event for ``capture`` (before the client's hooks and scope)."""
+    report = capture.report
     event: dict[str, Any] = {
         "event_id": capture.event_id,
         "timestamp": datetime.fromtimestamp(capture.timestamp, timezone.utc),
-        "level": capture.level,
+        "level": report.level,
         "exception": exception_interface(capture, MECHANISM),
-        "fingerprint": list(capture.fingerprint),
-        "tags": dict(capture.tags),
+        "fingerprint": list(report.fingerprint),
+        "tags": dict(report.tags),
     }
-    contexts = dict(capture.contexts)
+    contexts = dict(report.contexts)
     if capture.trace_ids is not None:
         contexts["trace"] = {"trace_id": capture.trace_ids[0], "span_id": capture.trace_ids[1]}
     if contexts:
@@ -103,10 +101,10 @@ class ErrorEventWorker:
         self,
         drops: DropCounter,
         budget: EventBudget | None,
-        send: Send = sdk_capture_event,
-        record_lost: Callable[[int], None] = _record_lost,
+        send: Send,
+        record_lost: Callable[[int], None] = record_lost,
         queue_size: int = QUEUE_SIZE,
-        backlog: Callable[[], float] = _transport_backlog,
+        backlog: Callable[[], float] = transport_backlog,
     ) -> None:
         self._drops = drops
         self.budget = budget
@@ -117,6 +115,7 @@ class ErrorEventWorker:
         self._backlog = backlog
         self._cond = threading.Condition()
         self._busy = False
+        self._closed = False
         self._worker = OwnThread(self._run, "otel_gatewayz errors")
         self._next_summary = time.monotonic() + (budget.window if budget else 0.0)
 
@@ -150,6 +149,13 @@ class ErrorEventWorker:
         self.send_summary()
         return True
 
+    def close(self) -> None:
+        """End the worker thread once the queue is empty (an in-process fixture's worker ends with its test)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._worker.join(BACKPRESSURE_WAIT)
+
     def send_summary(self) -> None:
         if self.budget is None:
             return
@@ -168,6 +174,8 @@ class ErrorEventWorker:
         while True:
             with self._cond:
                 while not self._queue:
+                    if self._closed:
+                        return
                     wait = self._next_summary - time.monotonic() if self.budget else None
                     if wait is not None and wait <= 0:
                         break

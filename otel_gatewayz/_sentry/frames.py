@@ -74,5 +74,5 @@ def exception_value(captured: ExceptionCapture, mechanism: dict[str, Any]) -> di
 
 def exception_interface(capture: ErrorCapture, mechanism_type: str) -> dict[str, Any]:
     """Sentry's ``exception`` interface, innermost cause first (sentry-sdk's order)."""
-    mechanism = {"type": mechanism_type, "handled": capture.handled}
+    mechanism = {"type": mechanism_type, "handled": capture.report.handled}
     return {"values": [exception_value(exc, mechanism) for exc in capture.chain]}

@@ -98,6 +98,13 @@ class SessionAggregator:
         while not self._stop.wait(FLUSH_INTERVAL):
             self.flush()
 
+    def close(self) -> None:
+        """Stop the flush thread (an in-process fixture's aggregator ends with its test); pending counts stay."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(FLUSH_INTERVAL)
+
     def wrap_stack(self, stack: ASGIApp) -> ASGIApp:
         """Put the session middleware just inside Starlette's ``ServerErrorMiddleware`` (the stack's outer layer).
 

@@ -301,14 +301,17 @@ class SentryTransactionProcessor(SpanProcessor):
 
     def _run(self) -> None:
         send, clean = self._send, self._clean
-        while True:
+        stop = False
+        while not stop:
             batch = [self._queue.get()]
             with contextlib.suppress(queue.Empty):
                 while len(batch) < QUEUE_SIZE:
                     batch.append(self._queue.get_nowait())
             for item in batch:
                 try:
-                    if item is not None:
+                    if item is None:  # ``close``: what was queued before it was sent
+                        stop = True
+                    else:
                         root, children, frozen = item
                         send(clean(root), [clean(child) for child in children], frozen)
                 except Exception:  # noqa: BLE001 - a bad span must not stop the sender; never send it unscrubbed
@@ -318,6 +321,8 @@ class SentryTransactionProcessor(SpanProcessor):
                     self._drops.count("sentry_transaction", "build_failed", what="Sentry transaction not built")
                 finally:
                     self._queue.task_done()
+            if stop:
+                return
             # Wake up at most BATCH_INTERVAL apart under load: one hand-off per batch, not per request.
             time.sleep(BATCH_INTERVAL)
 
@@ -328,3 +333,10 @@ class SentryTransactionProcessor(SpanProcessor):
 
     def shutdown(self) -> None:
         self.force_flush(int(self._shutdown_timeout * 1000))
+
+    def close(self) -> None:
+        """Send what is queued, then end the sender thread (an in-process fixture's processor ends with its test)."""
+        if self._sender.running():
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(None)
+            self._sender.join(self._shutdown_timeout)

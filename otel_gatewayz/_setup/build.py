@@ -13,10 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 from collections.abc import Callable, Mapping, MutableMapping
-from importlib import metadata
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from opentelemetry import metrics, trace
 from opentelemetry.propagate import set_global_textmap
@@ -28,7 +25,6 @@ from .._config.resource import renew_instance_id_after_fork, resource_attributes
 from .._config.settings import Settings, load_settings
 from .._context.baggage import DscSource
 from .._context.processor import ContextSpanProcessor
-from .._context.propagation import build_propagator, named_propagator
 from .._context.sampling import GatewayzSampler
 from .._errors.handlers import patch_starlette
 from .._errors.log_correlation import install_log_correlation
@@ -43,8 +39,9 @@ from .._metrics.prometheus import GatewayzPrometheusReader, PrometheusOptions
 from .._privacy.logs import ScrubbingLogProcessor, install_log_record_factory
 from .._safety.log import contained, ensure_visible, logger
 from .._safety.processors import ContainedSpanProcessor
+from .assembly import dsc_source, propagator_for, sentry_side_module
 from .runtime import Parts, Runtime, install, make_runtime
-from .versions import Mismatch, check_installed, sentry_sdk_supported
+from .versions import Mismatch, check_installed
 
 if TYPE_CHECKING:
     from .sentry_side import SentrySide
@@ -57,36 +54,11 @@ _EXPORTER_VARIABLES = (
 )
 
 
-def dsc_source(settings: Settings) -> DscSource:
-    """What a trace that starts here puts in its DSC: our key, release, environment and rate."""
-    public_key = urlsplit(settings.sentry_dsn).username if settings.sentry_dsn else None
-    rate = None if settings.traces_sampler else settings.traces_sample_rate
-    return DscSource(public_key, settings.release, settings.environment, rate)
-
-
-def _sentry_side_module(mismatched: list[Mismatch]) -> ModuleType | None:
-    """The Sentry side's module, or None with one line when the installed sentry-sdk cannot run it."""
-    if not sentry_sdk_supported(mismatched):
-        return None  # the range line was logged with the other mismatches
-    try:
-        from . import sentry_side
-    except Exception as exc:  # noqa: BLE001 - an upstream release moved what we import: Sentry off, OTel on
-        logger.error(
-            "otel_gatewayz: sentry-sdk %s: %s (%s); Sentry is off (OpenTelemetry traces, metrics and the "
-            "exception handler keep working)",
-            metadata.version("sentry-sdk"),
-            exc,
-            type(exc).__name__,
-        )
-        return None
-    return sentry_side
-
-
 def _start_sentry(parts: Parts, dsc: DscSource, mismatched: list[Mismatch]) -> SentrySide | None:
     """The started Sentry side, or None: Sentry is unwanted, or cannot start (one line said why)."""
     if not parts.settings.sentry_enabled:
         return None
-    module = _sentry_side_module(mismatched)
+    module = sentry_side_module(mismatched)
     if module is None:
         return None
     with contained("Sentry start-up"):
@@ -195,7 +167,7 @@ def build(
         # At interpreter exit (a script, a worker without a lifespan): hand what is queued to the
         # SDK first. atexit runs last-registered first, so this runs before sentry-sdk's own flush.
         atexit.register(error_events.flush, settings.shutdown_timeout)
-    runtime = make_runtime(parts, configured=True, sentry_active=sentry_active, error_events=error_events)
+    runtime = make_runtime(parts, configured=True, error_events=error_events)
     install(runtime)
 
     _validated_exporters(settings, env)
@@ -213,11 +185,7 @@ def build(
         if isinstance(provider, TracerProvider):
             renew_instance_id_after_fork(provider.resource, env)
     active_dsc = dsc if sentry_active else None
-    set_global_textmap(
-        build_propagator(settings.propagation_targets, active_dsc)
-        if settings.propagators is None
-        else named_propagator(settings.propagators, settings.propagation_targets, active_dsc)
-    )
+    set_global_textmap(propagator_for(settings, active_dsc))
     sessions = sentry.sessions if sentry is not None else None
     if sessions is None:
         patch_starlette(runtime.recorder, runtime.flush)

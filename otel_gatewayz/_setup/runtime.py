@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import MeterProvider
 
 from .._config.settings import Settings, load_settings
 from .._context.hooks import ClientHooks
@@ -49,10 +50,11 @@ class Parts:
     console: ConsoleOutput | None = None
 
     @classmethod
-    def build(cls, settings: Settings) -> Parts:
+    def build(cls, settings: Settings, meter_provider: MeterProvider | None = None) -> Parts:
+        """The parts for ``settings``; instruments on ``meter_provider``, or on the global one once it is set."""
         content_keys = () if settings.capture_message_content else CONTENT_KEYS
         scrubber = Scrubber((*settings.scrub_keys, *content_keys), settings.scrub_safe_keys)
-        instruments = Instruments(metrics.get_meter("otel_gatewayz"))
+        instruments = Instruments(metrics.get_meter("otel_gatewayz", meter_provider=meter_provider))
         genai = GenAiMetrics(instruments, scrubber)
         pricer = Pricer(price_overrides(settings.prices_file))
         return cls(
@@ -86,10 +88,13 @@ class Runtime:
     def scrubber(self) -> Scrubber:
         return self.parts.scrubber
 
+    def flush_errors(self) -> bool:
+        """Hand every queued error event to the Sentry client (within ``GATEWAYZ_SHUTDOWN_TIMEOUT``)."""
+        return self.error_events is None or self.error_events.flush(self.settings.shutdown_timeout)
+
     def flush(self) -> bool:
         """The bounded shutdown flush (``GATEWAYZ_SHUTDOWN_TIMEOUT``): error events first, then the rest."""
-        if self.error_events is not None:
-            self.error_events.flush(self.settings.shutdown_timeout)
+        self.flush_errors()
         return flush_pending(self.settings.shutdown_timeout, sentry_active=self.sentry_active)
 
 
@@ -100,24 +105,22 @@ def _console_error(console: ConsoleOutput | None) -> Callable[[BaseException, Er
     return lambda exc, grouping: output.error(exc, grouping.fingerprint, grouping.user_impact)
 
 
-def make_runtime(
-    parts: Parts, *, configured: bool, sentry_active: bool = False, error_events: ErrorEventWorker | None = None
-) -> Runtime:
+def make_runtime(parts: Parts, *, configured: bool, error_events: ErrorEventWorker | None = None) -> Runtime:
+    """The runtime on ``parts``; Sentry is on exactly when its error events have a worker to go to."""
     capturer = None
     if error_events is not None:
         capturer = ErrorCapturer(error_events, error_events.budget, InApp(), parts.settings.include_local_variables)
+    client_hooks = ClientHooks(parts.genai, parts.spend if parts.settings.spend else None, parts.instruments.drops)
     recorder = ErrorRecorder(
         parts.grouper,
         parts.instruments,
-        parts.genai,
-        sentry_active=sentry_active,
+        capturer=capturer,
         capture_expected_errors=parts.settings.capture_expected_errors,
         failed_status_codes=parts.settings.failed_request_status_codes,
         on_error=_console_error(parts.console),
-        capturer=capturer,
+        on_unanswered=client_hooks.fail_pending,
     )
-    hooks = ClientHooks(parts.genai, parts.spend if parts.settings.spend else None, parts.instruments.drops)
-    return Runtime(parts, recorder, hooks, sentry_active, configured, error_events)
+    return Runtime(parts, recorder, client_hooks, error_events is not None, configured, error_events)
 
 
 _runtime: Runtime | None = None
@@ -136,7 +139,9 @@ def runtime() -> Runtime:
         return _runtime
 
 
-def install(new: Runtime) -> None:
+def install(new: Runtime | None) -> Runtime | None:
+    """Make ``new`` the runtime the API and the hooks reach; the previous one is returned (to put back)."""
     global _runtime
     with LOCK:
-        _runtime = new
+        previous, _runtime = _runtime, new
+        return previous

@@ -23,6 +23,7 @@ from otel_gatewayz._distro import GatewayzDistro, instrumentor_kwargs
 from otel_gatewayz._metrics.genai import GenAiMetrics
 from otel_gatewayz._metrics.instruments import Instruments
 from otel_gatewayz._privacy.scrubber import Scrubber
+from otel_gatewayz.testing import in_process
 
 TRACE_HEADERS = ("traceparent", "tracestate", "sentry-trace", "baggage")
 # Installed instrumentations that are not HTTP clients (servers, SDKs, the runtime); any other
@@ -206,3 +207,26 @@ def test_urllib3_and_aiohttp_shaped_hooks_name_the_host(hooks, gated):
             assert "traceparent" in carrier
     finally:
         context.detach(token)
+
+
+def test_an_error_closes_the_calls_it_left_unanswered_through_the_hooks():
+    """The hooks own the pending calls; the recorder hands them the error and they close each one."""
+    with in_process() as gatewayz:
+        hooks = gatewayz.runtime.client_hooks
+        state = start_request_state(trace.INVALID_SPAN)
+        state.request["provider"] = "openrouter"
+        hooks.request_hook(trace.INVALID_SPAN, httpx.Request("POST", "https://openrouter.ai/api/v1/chat/completions"))
+        [call] = state.pending_calls.values()
+        assert (call.method, call.host, call.category, call.measured) == ("POST", "openrouter.ai", "provider", True)
+
+        gatewayz.runtime.recorder.record(TimeoutError("read timed out"))
+
+        assert state.pending_calls == {}
+        crumb = state.breadcrumbs[-1]
+        assert (crumb["message"], crumb["category"], crumb["level"]) == (
+            "POST openrouter.ai failed",
+            "provider",
+            "error",
+        )
+        [duration] = gatewayz.metrics("gen_ai.client.operation.duration")
+        assert duration.samples == 1 and duration.attributes["error.type"] == "TimeoutError"

@@ -15,12 +15,12 @@ from sentry_sdk.integrations.modules import ModulesIntegration
 from sentry_sdk.integrations.stdlib import StdlibIntegration
 
 from otel_gatewayz._context.state import RequestState, new_breadcrumb
-from otel_gatewayz._errors.capture import InApp, capture_error
+from otel_gatewayz._errors.capture import ErrorReport, InApp, capture_error
 from otel_gatewayz._errors.grouping import ErrorGrouper
 from otel_gatewayz._privacy.scrubber import Scrubber
 from otel_gatewayz._sentry.enrichment import SentryHooks
 from otel_gatewayz._sentry.error_envelopes import ErrorEnvelopes
-from otel_gatewayz._sentry.errors import CAPTURE_HINT, build_event, sdk_capture_event
+from otel_gatewayz._sentry.errors import CAPTURE_HINT, build_event
 from tests.unit.test_trace_routes import Recording
 
 STRIPE_KEY = "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
@@ -31,6 +31,11 @@ class Opaque:
 
     def __repr__(self) -> str:
         return f"Opaque(token={STRIPE_KEY})"
+
+
+def sdk_capture_event(event: dict[str, Any], hint: dict[str, Any]) -> str | None:
+    """sentry-sdk's own path (scope, serialiser, ``before_send``): the reference the direct envelope matches."""
+    return sentry_sdk.capture_event(event, hint=hint)
 
 
 @pytest.fixture
@@ -71,13 +76,14 @@ def _hint(state: RequestState) -> dict[str, Any]:
     except ValueError as exc:
         capture = capture_error(
             exc,
+            ErrorReport(
+                ("ValueError", "provider_error"),
+                handled=False,
+                tags={"error_type": "provider_error"},
+                contexts={"error_context": {"attempt": 2}},
+                state=state,
+            ),
             event_id="c" * 32,
-            fingerprint=("ValueError", "provider_error"),
-            level="error",
-            handled=False,
-            tags={"error_type": "provider_error"},
-            contexts={"error_context": {"attempt": 2}},
-            state=state,
             trace_ids=("1" * 32, "2" * 16),
             in_app=InApp(),
             with_locals=True,

@@ -6,7 +6,7 @@ import gc
 import threading
 import weakref
 
-from otel_gatewayz._errors.capture import ErrorCapture, ErrorCapturer, InApp, capture_error
+from otel_gatewayz._errors.capture import ErrorCapture, ErrorCapturer, ErrorReport, InApp, capture_error
 from otel_gatewayz._errors.storm import EventBudget
 from otel_gatewayz._errors.values import MAX_VALUE, render
 from otel_gatewayz._sentry.errors import ErrorEventWorker, build_event
@@ -76,13 +76,8 @@ def _unhandled(exc: BaseException, event_id: str, trace_ids: tuple[str, str] | N
     """An unhandled error's capture with locals, fingerprinted by its type."""
     return capture_error(
         exc,
+        ErrorReport((type(exc).__name__,), handled=False),
         event_id=event_id,
-        fingerprint=(type(exc).__name__,),
-        level="error",
-        handled=False,
-        tags={},
-        contexts={},
-        state=None,
         trace_ids=trace_ids,
         in_app=InApp(),
         with_locals=True,
@@ -125,11 +120,7 @@ def test_past_the_budget_an_error_gets_an_id_but_no_capture():
         try:
             _raise("k")
         except ValueError as exc:
-            ids.append(
-                capturer.capture(
-                    exc, fingerprint=("X",), level="error", handled=False, tags={}, contexts={}, state=None
-                )
-            )
+            ids.append(capturer.capture(exc, ErrorReport(("X",), handled=False)))
     assert len(set(ids)) == 5
     assert len(sink.captures) == 2
 

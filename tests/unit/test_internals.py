@@ -196,6 +196,29 @@ def test_old_convention_server_metric_attribute_lists():
         assert "http.method" in allowed  # the bounded ones stay
 
 
+def test_the_semantic_convention_table_the_test_fixture_sets_for_one_test():
+    """``otel_gatewayz/_testing/conventions.py`` puts the distro's HTTP mode in the instrumentations' table."""
+    from opentelemetry.instrumentation._semconv import (
+        _OpenTelemetrySemanticConventionStability as stability,
+    )
+    from opentelemetry.instrumentation._semconv import (
+        _OpenTelemetryStabilitySignalType,
+        _StabilityMode,
+    )
+
+    from otel_gatewayz._testing.conventions import http_conventions
+
+    def http_mode() -> _StabilityMode:
+        return stability._get_opentelemetry_stability_opt_in_mode(_OpenTelemetryStabilitySignalType.HTTP)
+
+    before = http_mode()
+    with http_conventions("http"):
+        assert http_mode() is _StabilityMode.HTTP
+    with http_conventions("http/dup,database"):
+        assert http_mode() is _StabilityMode.HTTP_DUP
+    assert http_mode() is before
+
+
 def test_sentry_logging_integration_hands_event_records_to_the_handler_we_override():
     """DedupingLoggingIntegration skips recorded errors in the SDK's per-major record handler.
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from packaging.requirements import Requirement
 
-from otel_gatewayz._setup import build
+from otel_gatewayz._setup import assembly
 from otel_gatewayz._setup.versions import Mismatch, declared_requirements, mismatches, sentry_sdk_supported
 
 
@@ -56,7 +56,7 @@ def test_an_upstream_that_moved_an_import_turns_sentry_off_with_one_line(monkeyp
         monkeypatch.delitem(sys.modules, ours, raising=False)  # imported afresh, as at start-up
     monkeypatch.setitem(sys.modules, "sentry_sdk.integrations.otlp", None)  # as if a release removed it
     with caplog.at_level(logging.ERROR, logger="otel_gatewayz"):
-        assert build._sentry_side_module([]) is None
+        assert assembly.sentry_side_module([]) is None
     [record] = [r for r in caplog.records if "Sentry is off" in r.getMessage()]
     assert record.getMessage().startswith("otel_gatewayz: sentry-sdk ")
     assert "ModuleNotFoundError" in record.getMessage() and "sentry_sdk.integrations.otlp" in record.getMessage()
@@ -64,7 +64,7 @@ def test_an_upstream_that_moved_an_import_turns_sentry_off_with_one_line(monkeyp
 
 def test_an_out_of_range_sentry_sdk_is_not_imported_at_all(monkeypatch):
     monkeypatch.delitem(sys.modules, "otel_gatewayz._setup.sentry_side", raising=False)
-    assert build._sentry_side_module([Mismatch("sentry-sdk", "4.0.0", ">=2.75,<4")]) is None
+    assert assembly.sentry_side_module([Mismatch("sentry-sdk", "4.0.0", ">=2.75,<4")]) is None
     assert "otel_gatewayz._setup.sentry_side" not in sys.modules
 
 
