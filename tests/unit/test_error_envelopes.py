@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -39,7 +40,10 @@ def sdk_capture_event(event: dict[str, Any], hint: dict[str, Any]) -> str | None
 
 
 @pytest.fixture
-def client():
+def client(monkeypatch: pytest.MonkeyPatch):
+    # sentry-sdk's serialiser keeps 10 items of a list, the direct path all: an argv under 10 items
+    # (what the argv integration adds) compares the two paths, not that bound (a known difference).
+    monkeypatch.setattr(sys, "argv", ["pytest", "tests/unit/test_error_envelopes.py"])
     transport = Recording()
     scrubber = Scrubber()
     hooks = SentryHooks(scrubber, ErrorGrouper(), "svc")
