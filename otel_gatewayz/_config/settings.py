@@ -22,6 +22,7 @@ from .parsers import (
     parse_event_budget,
     parse_host,
     parse_impact_rules,
+    parse_keep_slower_than,
     parse_port,
     parse_propagators,
     parse_rate,
@@ -168,6 +169,29 @@ class Settings:
         on_error="tracing is disabled (rate 0)",
         meaning="Share of new traces sampled; one decision for OTel spans and Sentry transactions "
         "(callers' decisions are followed). `OTEL_TRACES_SAMPLER` replaces it when set.",
+    )
+    keep_traces: bool = setting(
+        sources=("GATEWAYZ_KEEP_TRACES",),
+        parse=parse_bool,
+        type="bool",
+        default=True,
+        on_error="using true",
+        meaning="Decide each request's trace when its local root span ends: every span is recorded and held "
+        "until then, and the trace is exported (OTLP and Sentry alike) when the head sampled it, the request "
+        "errored (a recorded error, an unhandled exception, a 5xx) or it was slower than "
+        "`GATEWAYZ_KEEP_SLOWER_THAN`; the rest is dropped. The kept trace's root says why "
+        "(`gatewayz.sampling.kept`); sampling data (Sentry DSC, `tracestate`) stays the head's. Off: pure head "
+        "sampling.",
+    )
+    keep_slower_than: float | None = setting(
+        sources=("GATEWAYZ_KEEP_SLOWER_THAN",),
+        parse=parse_keep_slower_than,
+        type="seconds or `off`",
+        default=30.0,
+        default_doc="30",
+        on_error="using 30 seconds",
+        meaning="With `GATEWAYZ_KEEP_TRACES`, a request slower than this keeps its trace. 30 s is past a chat "
+        "completion's usual p99 (a few seconds to ~20 s), so it keeps the outliers, not every long completion.",
     )
     traces_sampler: str | None = setting(
         sources=("OTEL_TRACES_SAMPLER",),

@@ -13,6 +13,9 @@ import time
 from collections.abc import Callable
 
 Fingerprint = tuple[str, ...]
+# On a request's root span: False when storm control suppressed its error event and its fingerprint
+# spent the window's budget of kept traces too (GATEWAYZ_KEEP_TRACES drops that trace).
+TRACE_BUDGET_ATTR = "gatewayz.error.trace_kept"
 # Fingerprints tracked at once; past it, windows that ended are forgotten first, then the oldest.
 MAX_FINGERPRINTS = 10_000
 

@@ -22,19 +22,21 @@ from opentelemetry.propagate import set_global_textmap
 from opentelemetry.sdk.environment_variables import OTEL_CONFIG_FILE
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import Sampler
 
 from .._config.resource import renew_instance_id_after_fork, resource_attributes
 from .._config.settings import Settings, load_settings
 from .._context.baggage import DscSource
 from .._context.processor import ContextSpanProcessor
 from .._context.propagation import build_propagator, named_propagator
-from .._context.sampling import GatewayzSampler
+from .._context.sampling import GatewayzSampler, RecordingSampler
 from .._errors.handlers import patch_starlette
 from .._errors.log_correlation import install_log_correlation
 from .._errors.storm import EventBudget
 from .._export.console import ConsoleSpanProcessor
 from .._export.failures import count_export_failures
 from .._export.spans import CountingBatchSpanProcessor, ScrubbingSpanExporter, scrubbed_batch_processor_factory
+from .._export.tail import gated_factory, trace_gate
 from .._metrics.bounded_http import drop_client_chosen_labels
 from .._metrics.genai_labels import GenAiLabels
 from .._metrics.journal import Journal
@@ -131,13 +133,21 @@ def _sdk_arguments(
     processors: list[SpanProcessor] = [ContextSpanProcessor()]
     if parts.console is not None:
         processors.append(ConsoleSpanProcessor(parts.console))
-    if sentry_active:
-        processors.append(_sentry_traces(parts, dsc))
+    senders = [_sentry_traces(parts, dsc)] if sentry_active else []
+    sampler: Sampler | None = None if settings.traces_sampler else GatewayzSampler(settings.traces_sample_rate)
+    export: Callable[..., SpanProcessor] = scrubbed_batch_processor_factory(
+        parts.clean_spans, drops, settings.shutdown_timeout
+    )
+    if settings.keep_traces:  # every sender behind one decision at the local root's end
+        gate = trace_gate(settings.keep_slower_than, settings.failed_request_status_codes, drops, senders)
+        senders, export = [gate], gated_factory(gate, export)
+        sampler = RecordingSampler(sampler) if sampler is not None else None
+    processors.extend(senders)
     arguments: dict[str, Any] = {
         "resource_attributes": resource_attributes(settings, env),
-        "sampler": None if settings.traces_sampler else GatewayzSampler(settings.traces_sample_rate),
+        "sampler": sampler,
         "span_processors": [ContainedSpanProcessor(processor) for processor in processors],
-        "export_span_processor": scrubbed_batch_processor_factory(parts.clean_spans, drops, settings.shutdown_timeout),
+        "export_span_processor": export,
         "log_record_processors": [ScrubbingLogProcessor(parts.scrubber)],
         "exporter_args_map": {
             GatewayzPrometheusReader: {"options": PrometheusOptions.from_settings(settings), "journal": journal}
