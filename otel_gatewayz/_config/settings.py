@@ -357,9 +357,10 @@ class Settings:
         default_doc="10/60s",
         on_error="using 10/60s",
         meaning="Storm control: at most N full Sentry events per fingerprint per window. Past it, errors are "
-        "still counted in metrics and answered with an event id, but not built; the number suppressed per "
-        "fingerprint reaches Sentry on the group's next event and in a summary event (and client report) "
-        "once per window and at shutdown.",
+        "still counted in metrics but not built; each is answered with the id of its group's summary event, "
+        "sent once per window and at shutdown (with a client report), which says how many and lists their kept "
+        "traces; the count also reaches the group's next event. With `GATEWAYZ_KEEP_TRACES`, 10 N of them per "
+        "fingerprint per window keep their traces.",
     )
     shutdown_timeout: float = setting(
         sources=("GATEWAYZ_SHUTDOWN_TIMEOUT",),

@@ -112,6 +112,15 @@ def test_every_failed_request_keeps_its_whole_trace_at_the_production_rate(
         transaction = transactions[tid]
         assert transaction["contexts"]["trace"]["status"] == "internal_error"
         assert [s["op"] for s in transaction["spans"]] == ["http.client"]
+    # Storm control: 10 full events per worker, the other errors answered with their group's summary
+    # event's id, which lists their kept traces; every id a 500 body gave leads to an event in Sentry.
+    summaries = [e for e in sentry_recorder.events() if "exception" not in e]
+    assert len(summaries) == workers  # one group, one summary per worker process
+    answered = {r.json()["error"]["event_id"] for r in failed}
+    assert answered == {e["event_id"] for e in [*events, *summaries]}
+    assert sum(s["extra"]["gatewayz_suppressed_total"] for s in summaries) == len(failed) - len(events)
+    listed = {tid for s in summaries for tid in s["extra"]["gatewayz_kept_trace_ids"]}
+    assert listed == errored - {e["contexts"]["trace"]["trace_id"] for e in events}
     for envelope in sentry_recorder.envelopes():
         if not envelope.of_type("transaction"):
             continue
