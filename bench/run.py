@@ -7,6 +7,7 @@ httpx and uvicorn)::
     python bench/run.py --quick         # smoke run: 300 + 150 requests
     python bench/run.py --rounds 3      # every configuration 3 times, interleaved: median ratios
     python bench/run.py --memory        # RSS after warm-up vs after 50,000 requests (ours @100%)
+    python bench/run.py --memory --memory-config ours-prod --memory-slow   # + 1 in 10 slow requests
     python bench/run.py --sentry-mode hang      # fault run: p99 of a faulty run vs a healthy one
     python bench/run.py --collector-down
 
@@ -47,6 +48,7 @@ TARGET_STORM = 2.0  # ours in a storm of one fingerprint: CPU/error request <= 2
 TARGET_STORM_P99 = 1.25  # p99 of successes during a storm <= 1.25 x the same load without errors
 TARGET_HUGE = 1.25  # request-path CPU of an error whose frame holds a huge local <= 1.25 x a small one
 HUGE_ROWS = 300_000  # ~20 MB of strings in one local
+TARGET_KEEP = 1.15  # ours@prod (errors keep their traces) CPU/req <= 1.15 x the same with pure head sampling
 TARGET_RSS_MB = 10.0  # RSS growth over 50,000 requests
 MEMORY_REQUESTS = 50_000
 
@@ -174,6 +176,10 @@ def print_targets(rounds: list[list[Measurement]], rss_growth: float | None) -> 
         add(line if key != "none" or line is None else line.replace("[HOLDS]", "[ ref ]").replace("[FAILS]", "[ ref ]"))
     what = f"ours@100% via Sentry's OTLP intake CPU/req <= {TARGET_FULL} x plain OTel@100%"
     add(_target("success", what, _pairs(rounds, "ours-otlp", "otel-100", "success"), TARGET_FULL))
+    lines.append("Targets (issue 22: errors keep their traces, decided at the local root's end)")
+    for route in ("success", "mix", "storm"):
+        what = f"ours@prod CPU/req <= {TARGET_KEEP} x ours@prod head only"
+        add(_target(route, what, _pairs(rounds, "ours-prod", "ours-headonly", route), TARGET_KEEP))
     if rss_growth is None:
         lines.append(
             f"  [  -  ] RSS growth < {TARGET_RSS_MB:.0f} MB over {MEMORY_REQUESTS:,} requests: "
@@ -258,14 +264,21 @@ def huge_locals_run(args: argparse.Namespace, provider: Provider, sinks: Sinks, 
 
 
 def memory_run(args: argparse.Namespace, provider: Provider, sinks: Sinks, workdir: Path) -> float:
-    """RSS of ours@100% after warm-up vs after 50,000 requests (9 chat : 1 error)."""
+    """RSS after warm-up vs after 50,000 requests: 9 chat : 1 error (one fingerprint: a storm).
+
+    ``--memory-slow``: 8 chat : 1 error : 1 slow chat (held ``SLOW_SECONDS`` by the provider), so
+    that traces stay held in flight while the load goes on.
+    """
     config = CONFIGS[args.memory_config]
     gateway = harness.start_gateway(config, provider, sinks, workdir, tag="-memory")
     routes = [ROUTES["success"]] * 9 + [ROUTES["error"]]
+    if args.memory_slow:
+        routes = [ROUTES["success"]] * 8 + [ROUTES["error"], harness.SLOW]
     try:
         harness.warm_up(gateway, sinks, max(args.warmup, 1000), args.concurrency)
         rss0 = harness.rss_mb(gateway.pid)
-        print(f"\nMemory: {config.label}, RSS after warm-up {rss0:.1f} MB", flush=True)
+        slow = ", 1 in 10 slow" if args.memory_slow else ""
+        print(f"\nMemory: {config.label}{slow}, RSS after warm-up {rss0:.1f} MB", flush=True)
         step = MEMORY_REQUESTS // 10
         done = 0
         statuses: dict[str, int] = {}
@@ -384,6 +397,9 @@ def main() -> None:
     parser.add_argument("--huge-locals", action="store_true", help="an error with a huge local vs a small one")
     parser.add_argument("--memory", action="store_true", help=f"RSS growth over {MEMORY_REQUESTS:,} requests")
     parser.add_argument("--memory-config", default="ours-100", choices=list(CONFIGS))
+    parser.add_argument(
+        "--memory-slow", action="store_true", help=f"memory run: 1 request in 10 waits {harness.SLOW_SECONDS:g} s"
+    )
     parser.add_argument(
         "--sentry-mode",
         choices=["ok", "refuse", "hang", "500", "429"],

@@ -75,3 +75,15 @@ def test_the_table_shows_each_configuration_s_median_round() -> None:
     rounds = [[_m("none", "success", c), _m("ours-prod", "success", 10 * c)] for c in (3.0, 1.0, 2.0, 4.0)]
     merged = bench.median_results(rounds)
     assert [(m.config.key, m.cpu_ms) for m in merged] == [("none", 2.0), ("ours-prod", 20.0)]  # lower median of 4
+
+
+def test_the_decision_at_the_roots_end_is_measured_against_pure_head_sampling() -> None:
+    rounds = [
+        [_m("ours-prod", "success", 2.2), _m("ours-headonly", "success", 2.0)],
+        [_m("ours-prod", "success", 2.6), _m("ours-headonly", "success", 2.0)],
+    ]
+    lines = bench.print_targets(rounds, None)
+    [line] = [x for x in lines if "head only" in x]
+    assert line.startswith("  [FAILS] success ours@prod CPU/req <= 1.15 x ours@prod head only")
+    assert "median of 2 rounds 1.20x" in line
+    assert CONFIGS["ours-headonly"].env == (("GATEWAYZ_KEEP_TRACES", "false"),)
