@@ -115,6 +115,8 @@ def test_a_failed_request_keeps_its_whole_trace_for_every_sender(setup: Setup) -
     assert PARTIAL_ATTR not in root.attributes
     assert not head_sampled(root)  # the Sentry DSC says what the head said: not sampled
     assert root.attributes["http.response.status_code"] == 200  # the span's own attributes kept
+    # Attributes given at start survive a head decision of "drop" (the recording sampler keeps them).
+    assert all(s.attributes == {"url.full": "u"} for s in spans if s is not root)
     # The Sentry sender saw every start, each parent before its children, then every end.
     assert setup.sender.started[0] == (root.context.span_id, None)
     assert [parent for _, parent in setup.sender.started[1:]] == [root.context.span_id] * 3
