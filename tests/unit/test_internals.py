@@ -280,3 +280,11 @@ def test_prometheus_exporter_translation_runs_on_its_own():
     collector.add_metrics_data(data)
     [family] = list(collector.collect())
     assert (family.name, family.type, [s.value for s in family.samples]) == ("c", "counter", [3])
+
+
+def test_sdk_span_record_exception_is_a_method_we_can_wrap():
+    from opentelemetry.sdk.trace import Span
+
+    parameters = list(inspect.signature(Span.record_exception).parameters)
+    assert parameters[:2] == ["self", "exception"]
+    assert "record_exception" in vars(Span) or any("record_exception" in vars(c) for c in Span.__mro__)

@@ -21,7 +21,14 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status,
 from otel_gatewayz._context.sampling import KEPT_ATTR, PARTIAL_ATTR, GatewayzSampler, RecordingSampler, head_sampled
 from otel_gatewayz._errors.storm import TRACE_BUDGET_ATTR
 from otel_gatewayz._export.keep import KeepPolicy
-from otel_gatewayz._export.tail import BYTES, SPANS_PER_TRACE, TRACES_IN_FLIGHT, TraceGate, gated_factory
+from otel_gatewayz._export.tail import (
+    BYTES,
+    SPANS_PER_TRACE,
+    TRACES_IN_FLIGHT,
+    TraceGate,
+    gated_factory,
+    skip_exceptions_of_dropped_traces,
+)
 from otel_gatewayz._metrics.drops import DropCounter
 
 
@@ -220,3 +227,20 @@ def test_a_sender_that_raises_does_not_stop_the_others(setup: Setup) -> None:
     setup.gate.attach(Broken())
     setup.request(fail=True)
     assert len(setup.exported()) == 2
+
+
+def test_an_exception_is_not_formatted_into_a_root_whose_trace_storm_control_dropped() -> None:
+    skip_exceptions_of_dropped_traces()
+    skip_exceptions_of_dropped_traces()  # once only, however often the setup runs
+    built = Setup()
+    kept_exc = RuntimeError("kept")
+    with built.tracer.start_as_current_span("GET /a", kind=SpanKind.SERVER) as dropped:
+        dropped.set_attribute(TRACE_BUDGET_ATTR, False)
+        dropped.record_exception(RuntimeError("dropped"))
+        dropped.set_status(Status(StatusCode.ERROR))
+    with built.tracer.start_as_current_span("GET /b", kind=SpanKind.SERVER) as kept:
+        kept.record_exception(kept_exc)
+        kept.set_status(Status(StatusCode.ERROR))
+    assert [e.name for e in dropped.events] == []  # type: ignore[attr-defined]
+    [root] = built.exported()
+    assert [e.attributes["exception.message"] for e in root.events if e.attributes] == ["kept"]
