@@ -30,10 +30,10 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from .._context.sampling import HEAD, KEPT_ATTR, PARTIAL_ATTR
-from .._errors.storm import TRACE_BUDGET_ATTR
 from .._metrics.drops import DropCounter
 from .._safety.log import contained
 from .keep import KeepPolicy
+from .recording import record_exceptions_cheaply
 
 __all__ = ["TraceGate", "gated_factory", "trace_gate"]
 
@@ -45,7 +45,6 @@ MAX_BYTES = 64 * 1024 * 1024
 DECIDED_MEMORY = 4096
 _SPAN_BYTES = 400  # a span object with no attributes, roughly
 _VALUE_BYTES = 16
-_SKIPS_DROPPED = "__otel_gatewayz_skips_dropped_traces__"
 SPANS_PER_TRACE, TRACES_IN_FLIGHT, BYTES = "tail_spans_per_trace", "tail_traces_in_flight", "tail_bytes"
 
 
@@ -303,29 +302,6 @@ def trace_gate(
     senders: Sequence[SpanProcessor],
 ) -> TraceGate:
     """The gate for ``GATEWAYZ_KEEP_TRACES``, in front of ``senders`` (and the export processors attached later)."""
-    with contained("exceptions of dropped traces"):
-        skip_exceptions_of_dropped_traces()
+    with contained("exceptions on spans the head did not sample"):
+        record_exceptions_cheaply()
     return TraceGate(KeepPolicy(slower_than, failed_status_codes), drops, senders)
-
-
-def skip_exceptions_of_dropped_traces() -> None:
-    """Record no exception on a span whose trace storm control already dropped.
-
-    Every request is recorded now, so an error escaping a route makes OpenTelemetry's ASGI
-    middleware record the exception on the server span: ``Span.record_exception`` formats the
-    whole stack trace (about 0.75 ms for a FastAPI stack). In a storm past its budgets the trace
-    is dropped when the root ends (``TRACE_BUDGET_ATTR`` is False on a root the head did not
-    sample), so that work would be thrown away. The SDK's method is wrapped once; a test in
-    ``tests/unit/test_internals.py`` fails if it moves.
-    """
-    original: Any = Span.record_exception
-    if getattr(original, _SKIPS_DROPPED, False):
-        return
-
-    def record_exception(self: Span, exception: BaseException, *args: Any, **kwargs: Any) -> None:
-        if not self.context.trace_flags.sampled and (self.attributes or {}).get(TRACE_BUDGET_ATTR) is False:
-            return
-        original(self, exception, *args, **kwargs)
-
-    setattr(record_exception, _SKIPS_DROPPED, True)
-    Span.record_exception = record_exception  # type: ignore[method-assign]

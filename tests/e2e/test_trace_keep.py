@@ -96,6 +96,8 @@ def test_every_failed_request_keeps_its_whole_trace_at_the_production_rate(
         expected = "head" if head_sampled(tid) else "error"
         assert server["attributes"]["gatewayz.sampling.kept"] == expected
         assert "gatewayz.sampling.partial" not in server["attributes"]
+        [exception] = [e for e in server["events"] if e["name"] == "exception"]
+        assert "ProviderAPIError: openrouter returned 500" in exception["attributes"]["exception.stacktrace"]
     successes = set(roots) - errored
     # Successes stay at the head rate: exactly those the ratio sampled, each marked so.
     assert all(head_sampled(tid) for tid in successes)

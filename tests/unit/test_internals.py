@@ -282,9 +282,39 @@ def test_prometheus_exporter_translation_runs_on_its_own():
     assert (family.name, family.type, [s.value for s in family.samples]) == ("c", "counter", [3])
 
 
-def test_sdk_span_record_exception_is_a_method_we_can_wrap():
-    from opentelemetry.sdk.trace import Span
+def test_our_exception_event_on_unsampled_spans_matches_the_sdks_own():
+    """``_export/recording.py`` rebuilds ``Span.record_exception``'s event: same attributes, same frames."""
+    import traceback
 
-    parameters = list(inspect.signature(Span.record_exception).parameters)
-    assert parameters[:2] == ["self", "exception"]
-    assert "record_exception" in vars(Span) or any("record_exception" in vars(c) for c in Span.__mro__)
+    from opentelemetry.sdk.trace import Span, TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    from otel_gatewayz._export.recording import plain_stacktrace
+
+    try:
+        try:
+            {}["missing"]
+        except KeyError:
+            raise ValueError("outer") from None
+    except ValueError as exc:
+        error = exc
+    span = TracerProvider(sampler=ALWAYS_ON).get_tracer("t").start_span("s")
+    Span.record_exception(span, error, {"extra": 1}, None, True)  # sampled: the SDK's own method, wrapped or not
+    span.end()
+    [sdk_event] = span.events
+    assert set(sdk_event.attributes) == {
+        "exception.type",
+        "exception.message",
+        "exception.stacktrace",
+        "exception.escaped",
+        "extra",
+    }
+    assert sdk_event.attributes["exception.escaped"] == "True"
+    sdk_lines = [
+        line for line in sdk_event.attributes["exception.stacktrace"].splitlines() if set(line.strip()) - set("^~")
+    ]
+    assert (
+        sdk_lines
+        == plain_stacktrace(error).splitlines()
+        == [line for line in "".join(traceback.format_exception(error)).splitlines() if set(line.strip()) - set("^~")]
+    )

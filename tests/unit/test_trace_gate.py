@@ -21,13 +21,13 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status,
 from otel_gatewayz._context.sampling import KEPT_ATTR, PARTIAL_ATTR, GatewayzSampler, RecordingSampler, head_sampled
 from otel_gatewayz._errors.storm import TRACE_BUDGET_ATTR
 from otel_gatewayz._export.keep import KeepPolicy
+from otel_gatewayz._export.recording import record_exceptions_cheaply
 from otel_gatewayz._export.tail import (
     BYTES,
     SPANS_PER_TRACE,
     TRACES_IN_FLIGHT,
     TraceGate,
     gated_factory,
-    skip_exceptions_of_dropped_traces,
 )
 from otel_gatewayz._metrics.drops import DropCounter
 
@@ -229,18 +229,34 @@ def test_a_sender_that_raises_does_not_stop_the_others(setup: Setup) -> None:
     assert len(setup.exported()) == 2
 
 
-def test_an_exception_is_not_formatted_into_a_root_whose_trace_storm_control_dropped() -> None:
-    skip_exceptions_of_dropped_traces()
-    skip_exceptions_of_dropped_traces()  # once only, however often the setup runs
+def test_exceptions_on_unsampled_spans_are_cheap_and_skipped_once_storm_control_dropped_the_trace() -> None:
+    record_exceptions_cheaply()
+    record_exceptions_cheaply()  # once only, however often the setup runs
     built = Setup()
-    kept_exc = RuntimeError("kept")
+
+    def fail() -> None:
+        try:
+            raise KeyError("inner")
+        except KeyError as exc:
+            raise RuntimeError("kept") from exc
+
     with built.tracer.start_as_current_span("GET /a", kind=SpanKind.SERVER) as dropped:
         dropped.set_attribute(TRACE_BUDGET_ATTR, False)
         dropped.record_exception(RuntimeError("dropped"))
         dropped.set_status(Status(StatusCode.ERROR))
     with built.tracer.start_as_current_span("GET /b", kind=SpanKind.SERVER) as kept:
-        kept.record_exception(kept_exc)
+        try:
+            fail()
+        except RuntimeError as exc:
+            kept.record_exception(exc, escaped=True)
         kept.set_status(Status(StatusCode.ERROR))
     assert [e.name for e in dropped.events] == []  # type: ignore[attr-defined]
     [root] = built.exported()
-    assert [e.attributes["exception.message"] for e in root.events if e.attributes] == ["kept"]
+    [event] = root.events
+    assert event.attributes is not None
+    assert event.attributes["exception.type"] == "RuntimeError"
+    assert event.attributes["exception.message"] == "kept"
+    assert event.attributes["exception.escaped"] == "True"
+    stack = str(event.attributes["exception.stacktrace"])
+    assert stack.index("KeyError: 'inner'") < stack.index("direct cause") < stack.index("RuntimeError: kept")
+    assert 'raise RuntimeError("kept") from exc' in stack and "^^^" not in stack
