@@ -65,6 +65,9 @@ ROUTES = {
 # A streamed relay chat (SSE through plain httpx, its usage chunk read as it passes): where the
 # spend accounting (issue 24) is measured, with and without it (GATEWAYZ_SPEND).
 STREAM_ROUTE = Route("stream", "POST", "/v1/raw/chat/completions", 200, {**CHAT_BODY, "stream": True})
+# A chat whose provider answers after PROVIDER_SLOW_SECONDS: requests held in flight (memory runs only).
+SLOW_SECONDS = 0.2
+SLOW = Route("slow", "POST", "/v1/raw/chat/completions", 200, {**CHAT_BODY, "model": "slow"})
 # Loads that mix the routes, request i taking routes[i % len]: a production-like error rate, and a
 # provider outage where every other request fails the same way (one fingerprint: a storm).
 SCENARIOS = {
@@ -99,6 +102,7 @@ VIA_OTLP = (("GATEWAYZ_SENTRY_TRACES_VIA", "otlp"),)
 VIA_ENVELOPE = (("GATEWAYZ_SENTRY_TRACES_VIA", "envelope"),)
 VIA_SPANS = (("GATEWAYZ_SENTRY_TRACES_VIA", "spans"),)
 NO_SPEND = (("GATEWAYZ_SPEND", "false"),)
+HEAD_ONLY = (("GATEWAYZ_KEEP_TRACES", "false"),)
 PROD_RATE = 0.01  # our production default (APP_ENV=production), used for the peers too
 
 CONFIGS = {
@@ -114,6 +118,8 @@ CONFIGS = {
         Config("sentry3-prod", "sentry-sdk 3 @1%", "sentry3", PROD_RATE),
         Config("ours-100", "otel_gatewayz @100%", "ours", 1.0),
         Config("ours-prod", "otel_gatewayz @prod default (1%)", "ours", None),
+        # The production default without the decision at the local root's end: pure head sampling.
+        Config("ours-headonly", "otel_gatewayz @prod, head only", "ours", None, HEAD_ONLY),
         # Every error a full event (storm control off): the cost of one full Sentry event.
         Config("ours-full", "otel_gatewayz @1%, no event budget", "ours", None, NO_BUDGET),
         # Sampled traces batched to Sentry's OTLP intake instead of one envelope per request.
@@ -305,7 +311,7 @@ class Provider:
                 cwd=app_dir(workdir),
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=clean_env(),
+                env={**clean_env(), "PROVIDER_SLOW_SECONDS": str(SLOW_SECONDS)},
             )
         wait_http(f"{self.url}/health", self.proc, 30, self.log)
 

@@ -252,6 +252,17 @@ def exporter_parser(signal: str) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
+def parse_keep_slower_than(raw: str) -> float | None:
+    """Seconds (> 0, at most a day) after which a request's trace is kept, or ``off``."""
+    text = raw.strip().lower()
+    if text in {"off", "none", "never"}:
+        return None
+    value = _finite(text.removesuffix("s"))
+    if not 0 < value <= 86400:
+        raise SettingError(f"{raw!r} needs 0 < seconds <= 86400 (or off)")
+    return value
+
+
 def parse_event_budget(raw: str) -> tuple[int, float] | None:
     """``N/Ts`` (N full events per T seconds), or ``unlimited``/``off`` for no budget."""
     text = raw.strip().lower()

@@ -23,6 +23,7 @@ from .parsers import (
     parse_event_budget,
     parse_host,
     parse_impact_rules,
+    parse_keep_slower_than,
     parse_port,
     parse_prices_file,
     parse_propagators,
@@ -170,6 +171,29 @@ class Settings:
         on_error="tracing is disabled (rate 0)",
         meaning="Share of new traces sampled; one decision for OTel spans and Sentry transactions "
         "(callers' decisions are followed). `OTEL_TRACES_SAMPLER` replaces it when set.",
+    )
+    keep_traces: bool = setting(
+        sources=("GATEWAYZ_KEEP_TRACES",),
+        parse=parse_bool,
+        type="bool",
+        default=True,
+        on_error="using true",
+        meaning="Decide each request's trace when its local root span ends: every span is recorded and held "
+        "until then, and the trace is exported (OTLP and Sentry alike) when the head sampled it, the request "
+        "errored (a recorded error, an unhandled exception, a 5xx) or it was slower than "
+        "`GATEWAYZ_KEEP_SLOWER_THAN`; the rest is dropped. The kept trace's root says why "
+        "(`gatewayz.sampling.kept`); sampling data (Sentry DSC, `tracestate`) stays the head's. Off: pure head "
+        "sampling.",
+    )
+    keep_slower_than: float | None = setting(
+        sources=("GATEWAYZ_KEEP_SLOWER_THAN",),
+        parse=parse_keep_slower_than,
+        type="seconds or `off`",
+        default=30.0,
+        default_doc="30",
+        on_error="using 30 seconds",
+        meaning="With `GATEWAYZ_KEEP_TRACES`, a request slower than this keeps its trace. 30 s is past a chat "
+        "completion's usual p99 (a few seconds to ~20 s), so it keeps the outliers, not every long completion.",
     )
     traces_sampler: str | None = setting(
         sources=("OTEL_TRACES_SAMPLER",),
@@ -336,9 +360,10 @@ class Settings:
         default_doc="10/60s",
         on_error="using 10/60s",
         meaning="Storm control: at most N full Sentry events per fingerprint per window. Past it, errors are "
-        "still counted in metrics and answered with an event id, but not built; the number suppressed per "
-        "fingerprint reaches Sentry on the group's next event and in a summary event (and client report) "
-        "once per window and at shutdown.",
+        "still counted in metrics but not built; each is answered with the id of its group's summary event, "
+        "sent once per window and at shutdown (with a client report), which says how many and lists their kept "
+        "traces; the count also reaches the group's next event. With `GATEWAYZ_KEEP_TRACES`, 10 N of them per "
+        "fingerprint per window keep their traces.",
     )
     shutdown_timeout: float = setting(
         sources=("GATEWAYZ_SHUTDOWN_TIMEOUT",),

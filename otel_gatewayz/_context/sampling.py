@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.sampling import (
     Decision,
     ParentBased,
@@ -26,6 +27,19 @@ from opentelemetry.util.types import Attributes
 
 from .baggage import incoming_dsc
 from .propagation import DEFERRED_KEY, DEFERRED_VALUE
+
+# Why a trace was kept (``GATEWAYZ_KEEP_TRACES``), on its local root; partial: what its bounds lost.
+KEPT_ATTR = "gatewayz.sampling.kept"
+PARTIAL_ATTR = "gatewayz.sampling.partial"
+HEAD, ERROR, SLOW = "head", "error", "slow"
+
+
+def head_sampled(root: ReadableSpan) -> bool:
+    """The head decision for a finished local root, whatever kept it (its sampled flag may be set for export)."""
+    kept = (root.attributes or {}).get(KEPT_ATTR)
+    if kept is not None:
+        return kept == HEAD
+    return root.context is not None and bool(root.context.trace_flags.sampled)
 
 
 class GatewayzSampler(Sampler):
@@ -60,3 +74,34 @@ class GatewayzSampler(Sampler):
 
     def get_description(self) -> str:
         return f"GatewayzSampler{{{self._ratio.get_description()}}}"
+
+
+class RecordingSampler(Sampler):
+    """The head decision, but what it drops is still recorded (not sampled), for the decision at the root's end.
+
+    ``GATEWAYZ_KEEP_TRACES``: every request's spans are recorded so that an errored or slow
+    request can keep its trace; the sampled flag, ``tracestate`` and the DSC stay the head
+    decision's, so propagation and extrapolation see exactly what pure head sampling gives.
+    A caller's ``sampled=0`` is recorded too: its errors keep our part of its trace.
+    """
+
+    def __init__(self, head: Sampler) -> None:
+        self._head = head
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        result = self._head.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        if result.decision is Decision.DROP:  # a dropping result carries no attributes: keep the span's own
+            return SamplingResult(Decision.RECORD_ONLY, attributes, result.trace_state)
+        return result
+
+    def get_description(self) -> str:
+        return f"RecordingSampler{{{self._head.get_description()}}}"

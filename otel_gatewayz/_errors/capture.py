@@ -26,7 +26,7 @@ from opentelemetry.context import Context
 from sentry_sdk.utils import get_error_message, get_type_module, get_type_name
 
 from .._context.state import MAX_BREADCRUMBS, RequestState
-from .storm import EventBudget
+from .storm import TRACE_BUDGET_ATTR, EventBudget
 from .values import snapshot
 
 # Frames walked per exception (sentry-sdk's MAX_STACK_FRAMES is 2000; a gateway's are ~40).
@@ -204,20 +204,29 @@ class ErrorCapturer:
         self._with_locals = with_locals
 
     def capture(self, exc: BaseException, report: ErrorReport) -> str:
-        """The event id for ``exc`` (made here); its event is built later, or not at all past the budget."""
-        event_id = new_event_id()
-        suppressed = 0
-        if self.budget is not None:
-            admitted = self.budget.admit(report.fingerprint)
-            if admitted is None:
-                return event_id
-            suppressed = admitted
+        """The event id for ``exc`` (made here); its event is built later.
+
+        Past the budget no event is built: the id is that of the group's next summary event, and
+        when the group also spent its budget of kept traces the root span says so (the trace
+        gate then drops the trace).
+        """
         span_context = trace.get_current_span().get_span_context()
         trace_ids = (
             (trace.format_trace_id(span_context.trace_id), trace.format_span_id(span_context.span_id))
             if span_context.is_valid
             else None
         )
+        event_id = new_event_id()
+        suppressed = 0
+        if self.budget is not None:
+            admitted = self.budget.admit(report.fingerprint)
+            if admitted is None:
+                summary_id, keep_trace = self.budget.suppress(report.fingerprint, trace_ids[0] if trace_ids else None)
+                root = report.state.root_span if report.state is not None else None
+                if not keep_trace and root is not None and root.is_recording():
+                    root.set_attribute(TRACE_BUDGET_ATTR, False)
+                return summary_id
+            suppressed = admitted
         self.sink.submit(
             capture_error(
                 exc,

@@ -7,7 +7,8 @@ snapshot, the captured trace's ids and DSC, and scrubbing, then the transport), 
 recorded error takes to Sentry. The queue is bounded: when full the error is counted in
 ``gatewayz_telemetry_dropped_total{signal="sentry",reason="error_queue_full"}``, never waited for.
 Once per budget window (and at shutdown) it sends what storm control suppressed: one summary
-event with the count per fingerprint, and the same counts as a client report.
+event per fingerprint, under the id its suppressed errors were answered with, listing their kept
+traces, and the counts as a client report.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sentry_sdk.client import BaseClient
 
 from .._errors.capture import ErrorCapture
 from .._errors.recorder import MECHANISM
-from .._errors.storm import EventBudget, Fingerprint
+from .._errors.storm import EventBudget, Fingerprint, Summary
 from .._metrics.drops import DropCounter
 from .._safety.background import OwnThread
 from .._safety.log import contained
@@ -76,20 +77,23 @@ def build_event(capture: ErrorCapture) -> dict[str, Any]:
     return event
 
 
-def summary_event(counts: dict[Fingerprint, int], budget: EventBudget) -> dict[str, Any]:
-    total = sum(counts.values())
-    top = sorted(counts.items(), key=lambda item: item[1], reverse=True)[:MAX_SUMMARY_GROUPS]
+def summary_event(fingerprint: Fingerprint, summary: Summary, budget: EventBudget) -> dict[str, Any]:
+    """A group's summary: the id its suppressed errors were answered with, how many, and their kept traces."""
+    group = " / ".join(fingerprint)
     return {
+        "event_id": summary.event_id,
         "level": "warning",
         "message": (
-            f"otel_gatewayz: {total} errors not sent in full by storm control "
-            f"(at most {budget.limit} events per fingerprint per {budget.window:g} s)"
+            f"otel_gatewayz: {summary.count} errors of {group} not sent in full by storm control "
+            f"(at most {budget.limit} events per fingerprint per {budget.window:g} s); "
+            "each was answered with this event's id"
         ),
         "fingerprint": list(SUMMARY_FINGERPRINT),
-        "tags": {"gatewayz.suppressed": "true"},
+        "tags": {"gatewayz.suppressed": "true", "gatewayz.suppressed.group": group[:200]},
         "extra": {
-            "gatewayz_suppressed": {" / ".join(fp): count for fp, count in top},
-            "gatewayz_suppressed_total": total,
+            "gatewayz_suppressed": {group: summary.count},
+            "gatewayz_suppressed_total": summary.count,
+            "gatewayz_kept_trace_ids": list(summary.trace_ids),
         },
     }
 
@@ -157,18 +161,24 @@ class ErrorEventWorker:
         self._worker.join(BACKPRESSURE_WAIT)
 
     def send_summary(self) -> None:
+        """One summary event per group that had errors suppressed (the busiest first), and a client report."""
         if self.budget is None:
             return
-        counts = self.budget.take_suppressed()
-        if not counts:
+        summaries = self.budget.take_summaries()
+        if not summaries:
             return
+        ordered = sorted(summaries.items(), key=lambda item: item[1].count, reverse=True)
+        unsent = dict(ordered[MAX_SUMMARY_GROUPS:])  # the rest go with the next window's
         with contained("suppressed-errors summary"):
-            self._record_lost(sum(counts.values()))
-        sent = None
-        with contained("suppressed-errors summary"):
-            sent = self._send(summary_event(counts, self.budget), {})
-        if sent is None:
-            self.budget.give_back(counts)
+            self._record_lost(sum(summary.count for _, summary in ordered[:MAX_SUMMARY_GROUPS]))
+        for fingerprint, summary in ordered[:MAX_SUMMARY_GROUPS]:
+            sent = None
+            with contained("suppressed-errors summary"):
+                sent = self._send(summary_event(fingerprint, summary, self.budget), {})
+            if sent is None:
+                unsent[fingerprint] = summary
+        if unsent:
+            self.budget.give_back(unsent)
 
     def _run(self) -> None:
         while True:

@@ -27,6 +27,7 @@ from sentry_sdk.envelope import Envelope, Item, PayloadRef
 from sentry_sdk.utils import format_timestamp
 
 from .._context.baggage import DscSource, FrozenDsc
+from .._context.sampling import head_sampled
 from .envelopes import deliver
 from .request import request_from_span
 from .transactions import ORIGIN, description, operation, sentry_attributes, span_status
@@ -96,7 +97,9 @@ class SpanItemSender:
         )
         headers: dict[str, Any] = {"sent_at": format_timestamp(datetime.now(timezone.utc))}
         if self._dsc is not None:
-            headers["trace"] = self._dsc.for_trace(root.context.trace_id, True, name if routed else None, incoming)
+            # A trace kept for an error or slowness keeps the head's "no": Sentry's extrapolation stays honest.
+            sampled = head_sampled(root)
+            headers["trace"] = self._dsc.for_trace(root.context.trace_id, sampled, name if routed else None, incoming)
         envelope = Envelope(headers=headers, items=list(_chunks(items)))
         deliver(self._client, envelope)
 

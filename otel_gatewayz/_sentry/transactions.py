@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 
 from .._context.baggage import DscSource, FrozenDsc, incoming_dsc
+from .._context.sampling import head_sampled
 from .._metrics.drops import DropCounter
 from .._privacy.spans import CleanSpans
 from .._safety.background import OwnThread, in_background
@@ -186,7 +187,8 @@ def transaction_event(
     if dsc is not None:
         # The name only for a routed request: what the outgoing calls' baggage carried (``transaction_name``).
         name = root_payload["description"] if "http.route" in attrs else None
-        trace_context["dynamic_sampling_context"] = dsc.for_trace(root.context.trace_id, True, name, incoming)
+        sampled = head_sampled(root)  # a trace kept for an error or slowness keeps the head's "no"
+        trace_context["dynamic_sampling_context"] = dsc.for_trace(root.context.trace_id, sampled, name, incoming)
     contexts: dict[str, Any] = {"trace": trace_context}
     spec_request = _spec_request_context(original)
     if spec_request:

@@ -20,17 +20,20 @@ from opentelemetry.propagate import set_global_textmap
 from opentelemetry.sdk.environment_variables import OTEL_CONFIG_FILE
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import Sampler
 
 from .._config.resource import renew_instance_id_after_fork, resource_attributes
 from .._config.settings import Settings, load_settings
 from .._context.baggage import DscSource
 from .._context.processor import ContextSpanProcessor
-from .._context.sampling import GatewayzSampler
+from .._context.sampling import GatewayzSampler, RecordingSampler
 from .._errors.handlers import patch_starlette
 from .._errors.log_correlation import install_log_correlation
 from .._export.console import ConsoleSpanProcessor
 from .._export.failures import count_export_failures
+from .._export.recording import record_exceptions_cheaply
 from .._export.spans import scrubbed_batch_processor_factory
+from .._export.tail import gated_factory, trace_gate
 from .._metrics.bounded_http import drop_client_chosen_labels
 from .._metrics.genai_labels import GenAiLabels
 from .._metrics.journal import Journal
@@ -87,13 +90,23 @@ def _sdk_arguments(
     processors: list[SpanProcessor] = [ContextSpanProcessor()]
     if parts.console is not None:
         processors.append(ConsoleSpanProcessor(parts.console))
-    if sentry_traces is not None:
-        processors.append(sentry_traces)
+    senders = [sentry_traces] if sentry_traces is not None else []
+    sampler: Sampler | None = None if settings.traces_sampler else GatewayzSampler(settings.traces_sample_rate)
+    export: Callable[..., SpanProcessor] = scrubbed_batch_processor_factory(
+        parts.clean_spans, drops, settings.shutdown_timeout
+    )
+    if settings.keep_traces:  # every sender behind one decision at the local root's end
+        with contained("exceptions on spans the head did not sample"):
+            record_exceptions_cheaply()
+        gate = trace_gate(settings.keep_slower_than, settings.failed_request_status_codes, drops, senders)
+        senders, export = [gate], gated_factory(gate, export)
+        sampler = RecordingSampler(sampler) if sampler is not None else None
+    processors.extend(senders)
     arguments: dict[str, Any] = {
         "resource_attributes": resource_attributes(settings, env),
-        "sampler": None if settings.traces_sampler else GatewayzSampler(settings.traces_sample_rate),
+        "sampler": sampler,
         "span_processors": [ContainedSpanProcessor(processor) for processor in processors],
-        "export_span_processor": scrubbed_batch_processor_factory(parts.clean_spans, drops, settings.shutdown_timeout),
+        "export_span_processor": export,
         "log_record_processors": [ScrubbingLogProcessor(parts.scrubber)],
         "exporter_args_map": {
             GatewayzPrometheusReader: {"options": PrometheusOptions.from_settings(settings), "journal": journal}

@@ -213,6 +213,7 @@ INSTALLERS = {
     # the port, exit and fork hooks, the metrics directory in the environment for the workers.
     "_metrics/prometheus.py": {"__init__", "_label_default_collectors", "_try_serve", "metrics_dir"},
     "_privacy/logs.py": {"install_log_record_factory"},  # tracebacks scrubbed as records are made
+    "_export/recording.py": {"record_exceptions_cheaply"},  # Span.record_exception, cheap on unsampled spans
     "_safety/log.py": {"ensure_visible"},  # our own logger's handler
     "_sentry/client.py": {"init_sentry"},  # the process's Sentry client (and its profiler's fork hook)
     "_setup/build.py": {"build"},  # the install step: propagator, exit flush, and the calls above

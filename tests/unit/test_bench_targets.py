@@ -139,3 +139,15 @@ def test_each_sentry_sdk_peer_keeps_its_major_whatever_the_dev_env_runs() -> Non
     dev_on_2 = ["fastapi==0.165.0", "Sentry_SDK==2.76.0"]
     assert venvs.peer_pins(venvs.PEERS["sentry"], dev_on_2) == dev_on_2
     assert venvs.peer_pins(venvs.PEERS["sentry3"], dev_on_2) == ["fastapi==0.165.0"]
+
+
+def test_the_decision_at_the_roots_end_is_measured_against_pure_head_sampling() -> None:
+    rounds = [
+        [_m("ours-prod", "success", 2.2), _m("ours-headonly", "success", 2.0)],
+        [_m("ours-prod", "success", 2.6), _m("ours-headonly", "success", 2.0)],
+    ]
+    lines = bench.print_targets(rounds, None)
+    [line] = [x for x in lines if "head only" in x]
+    assert line.startswith("  [FAILS] success ours@prod CPU/req <= 1.15 x ours@prod head only")
+    assert "median of 2 rounds 1.20x" in line
+    assert CONFIGS["ours-headonly"].env == (("GATEWAYZ_KEEP_TRACES", "false"),)

@@ -7,7 +7,7 @@ import threading
 import weakref
 
 from otel_gatewayz._errors.capture import ErrorCapture, ErrorCapturer, ErrorReport, InApp, capture_error
-from otel_gatewayz._errors.storm import EventBudget
+from otel_gatewayz._errors.storm import TRACE_FACTOR, EventBudget
 from otel_gatewayz._errors.values import MAX_VALUE, render
 from otel_gatewayz._sentry.errors import ErrorEventWorker, build_event
 from otel_gatewayz._sentry.frames import source_context
@@ -37,10 +37,33 @@ def test_budget_admits_n_per_window_and_reports_the_suppressed_once():
     assert budget.admit(("Other",)) == 0  # fingerprints have their own budgets
     clock.now = 61.0
     assert budget.admit(fp) == 2  # the next full event carries what was suppressed
-    assert budget.take_suppressed() == {}
     budget.admit(fp), budget.admit(fp), budget.admit(fp)
-    assert budget.take_suppressed() == {fp: 1}
-    assert budget.take_suppressed() == {}  # reported once
+    clock.now = 122.0
+    assert budget.admit(fp) == 1  # reported once
+    assert budget.admit(fp) == 0
+
+
+def test_suppressed_errors_share_their_groups_summary_id_and_a_budget_of_kept_traces():
+    clock = Clock()
+    budget = EventBudget(1, 60.0, clock)
+    fp = ("ProviderAPIError", "provider_error")
+    assert budget.admit(fp) == 0
+    answers = []
+    for i in range(TRACE_FACTOR + 3):
+        assert budget.admit(fp) is None
+        answers.append(budget.suppress(fp, f"{i:032x}"))
+    ids = {event_id for event_id, _ in answers}
+    assert len(ids) == 1  # one summary event answers for the group
+    assert [keep for _, keep in answers] == [True] * TRACE_FACTOR + [False] * 3
+    [(taken_fp, summary)] = budget.take_summaries().items()
+    assert (taken_fp, summary.event_id, summary.count) == (fp, ids.pop(), TRACE_FACTOR + 3)
+    assert summary.trace_ids == [f"{i:032x}" for i in range(TRACE_FACTOR)]
+    assert budget.take_summaries() == {}  # reported once
+    clock.now = 61.0  # a new window: a new summary, and the traces' budget again
+    budget.admit(fp)
+    assert budget.admit(fp) is None
+    event_id, keep = budget.suppress(fp, None)
+    assert keep and event_id != summary.event_id
 
 
 def test_a_huge_value_renders_within_bounds():
@@ -121,7 +144,8 @@ def test_past_the_budget_an_error_gets_an_id_but_no_capture():
             _raise("k")
         except ValueError as exc:
             ids.append(capturer.capture(exc, ErrorReport(("X",), handled=False)))
-    assert len(set(ids)) == 5
+    assert len(set(ids[:2])) == 2 and len(set(ids[2:])) == 1  # past it: the group's summary id
+    assert ids[2] not in ids[:2]
     assert len(sink.captures) == 2
 
 
@@ -147,18 +171,38 @@ def test_a_full_queue_drops_and_counts_without_waiting():
 def test_the_summary_carries_the_suppressed_counts_and_a_client_report():
     budget = EventBudget(1, 60.0)
     fp = ("ProviderAPIError", "provider_error")
-    for _ in range(4):
-        budget.admit(fp)
+    answered = set()
+    for i in range(4):
+        if budget.admit(fp) is None:
+            answered.add(budget.suppress(fp, f"{i:032x}")[0])
     sent: list[dict[str, object]] = []
     lost: list[int] = []
     worker = ErrorEventWorker(Drops(), budget, send=lambda e, h: sent.append(e) or "id", record_lost=lost.append)
     assert worker.flush(1)
     [summary] = sent
+    assert {summary["event_id"]} == answered  # the id the suppressed errors were answered with
     assert summary["extra"] == {
         "gatewayz_suppressed": {"ProviderAPIError / provider_error": 3},
         "gatewayz_suppressed_total": 3,
+        "gatewayz_kept_trace_ids": [f"{i:032x}" for i in (1, 2, 3)],
     }
     assert lost == [3]
+
+
+def test_a_summary_that_could_not_be_sent_is_sent_later_under_the_same_id():
+    budget = EventBudget(1, 60.0)
+    fp = ("X",)
+    budget.admit(fp), budget.admit(fp)
+    event_id, _ = budget.suppress(fp, None)
+    results = iter([None, "id"])
+    sent: list[dict[str, object]] = []
+    worker = ErrorEventWorker(
+        Drops(), budget, send=lambda e, h: sent.append(e) or next(results), record_lost=lambda n: None
+    )
+    worker.send_summary()
+    worker.send_summary()
+    assert [e["event_id"] for e in sent] == [event_id, event_id]
+    assert budget.take_summaries() == {}
 
 
 class Rows(list):  # type: ignore[type-arg]
@@ -202,3 +246,23 @@ def test_a_capture_keeps_no_local_alive_and_shows_them_as_they_were():
     assert frame["vars"]["rows"][:2] == ["'0'", "'1'"] and frame["vars"]["rows"][-1] == "... 99990 more"
     assert frame["vars"]["state"] == {"phase": "'sending'"}
     assert frame["vars"]["slow"] == "SlowRepr()" and SlowRepr.calls == 2  # in both frames that hold it
+
+
+def test_past_both_budgets_the_root_span_tells_the_trace_gate_to_drop_the_trace():
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_gatewayz._context.state import RequestState
+    from otel_gatewayz._errors.storm import TRACE_BUDGET_ATTR
+
+    capturer = ErrorCapturer(FakeSink(), EventBudget(1, 60.0), InApp(), False)
+    tracer = TracerProvider().get_tracer("t")
+    marks = []
+    for _ in range(TRACE_FACTOR + 2):
+        with tracer.start_as_current_span("root") as root:
+            try:
+                _raise("k")
+            except ValueError as exc:
+                capturer.capture(exc, ErrorReport(("X",), state=RequestState(root_span=root)))  # type: ignore[arg-type]
+            marks.append(root.attributes.get(TRACE_BUDGET_ATTR))  # type: ignore[attr-defined]
+    # The first error has a full event, the next TRACE_FACTOR keep their traces, the last is refused.
+    assert marks == [None] * (TRACE_FACTOR + 1) + [False]

@@ -346,3 +346,41 @@ def test_genai_prices_usage_keeps_its_reported_counts_as_attributes():
     usage = Usage(input_tokens=13, output_tokens=5, cache_read_tokens=0)
     assert dict(reported(usage)) == {"input_tokens": 13, "output_tokens": 5, "cache_read_tokens": 0}
     assert all(usage.reported_value(key) == value for key, value in reported(usage).items())
+
+
+def test_our_exception_event_on_unsampled_spans_matches_the_sdks_own():
+    """``_export/recording.py`` rebuilds ``Span.record_exception``'s event: same attributes, same frames."""
+    import traceback
+
+    from opentelemetry.sdk.trace import Span, TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    from otel_gatewayz._export.recording import plain_stacktrace
+
+    try:
+        try:
+            {}["missing"]
+        except KeyError:
+            raise ValueError("outer") from None
+    except ValueError as exc:
+        error = exc
+    span = TracerProvider(sampler=ALWAYS_ON).get_tracer("t").start_span("s")
+    Span.record_exception(span, error, {"extra": 1}, None, True)  # sampled: the SDK's own method, wrapped or not
+    span.end()
+    [sdk_event] = span.events
+    assert set(sdk_event.attributes) == {
+        "exception.type",
+        "exception.message",
+        "exception.stacktrace",
+        "exception.escaped",
+        "extra",
+    }
+    assert sdk_event.attributes["exception.escaped"] == "True"
+    sdk_lines = [
+        line for line in sdk_event.attributes["exception.stacktrace"].splitlines() if set(line.strip()) - set("^~")
+    ]
+    assert (
+        sdk_lines
+        == plain_stacktrace(error).splitlines()
+        == [line for line in "".join(traceback.format_exception(error)).splitlines() if set(line.strip()) - set("^~")]
+    )

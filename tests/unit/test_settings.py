@@ -205,3 +205,14 @@ def test_propagator_names_are_validated():
     assert load_settings({"OTEL_PROPAGATORS": "none"}).propagators == ()
     bad = load_settings({"OTEL_PROPAGATORS": "tracecontext,nonsense"})
     assert bad.propagators is None and "unknown propagator 'nonsense'" in str(bad.problems[0])
+
+
+def test_keeping_traces_is_on_by_default_and_its_slow_threshold_parses():
+    defaults = load_settings({})
+    assert defaults.keep_traces is True and defaults.keep_slower_than == 30.0
+    assert load_settings({"GATEWAYZ_KEEP_TRACES": "false"}).keep_traces is False
+    assert load_settings({"GATEWAYZ_KEEP_SLOWER_THAN": "2.5s"}).keep_slower_than == 2.5
+    assert load_settings({"GATEWAYZ_KEEP_SLOWER_THAN": "off"}).keep_slower_than is None
+    bad = load_settings({"GATEWAYZ_KEEP_SLOWER_THAN": "0"})
+    assert bad.keep_slower_than == 30.0
+    assert [p.variable for p in bad.problems] == ["GATEWAYZ_KEEP_SLOWER_THAN"]
