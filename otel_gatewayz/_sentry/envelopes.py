@@ -39,7 +39,7 @@ def static_fields(client: BaseClient) -> dict[str, Any]:
     return fields
 
 
-_RUNTIME = {"name": platform.python_implementation(), "version": platform.python_version(), "build": sys.version}
+RUNTIME = {"name": platform.python_implementation(), "version": platform.python_version(), "build": sys.version}
 
 
 def hand_over(client: BaseClient, event_id: str, dsc: dict[str, Any] | None, item: Item) -> None:
@@ -74,7 +74,7 @@ class TransactionEnvelopes:
         event_id = uuid.uuid4().hex
         event["event_id"] = event_id
         event.update(self._static)
-        event["contexts"].setdefault("runtime", _RUNTIME)
+        event["contexts"].setdefault("runtime", RUNTIME)
         dsc = event["contexts"]["trace"].pop("dynamic_sampling_context", None)
         hand_over(self._client, event_id, dsc, Item(payload=PayloadRef(json=cast("Event", event)), type="transaction"))
         return event_id

@@ -13,7 +13,6 @@ request headers; the end user's address and user agent only with ``SENTRY_SEND_D
 from __future__ import annotations
 
 import json
-import platform
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -22,13 +21,12 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 from sentry_sdk.client import BaseClient
-from sentry_sdk.consts import VERSION
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
 from sentry_sdk.utils import format_timestamp
 
 from .._context.baggage import DscSource, FrozenDsc
 from .._context.sampling import head_sampled
-from .envelopes import deliver
+from .envelopes import RUNTIME, deliver, static_fields
 from .request import request_from_span
 from .transactions import ORIGIN, description, operation, sentry_attributes, span_status
 
@@ -63,21 +61,20 @@ class SpanItemSender:
         self._client = client
         self._dsc = dsc
         self._send_pii = send_pii
-        options = client.options
+        # What ``capture_event`` would add to an event (``envelopes.static_fields``), as span attributes.
+        fields = static_fields(client)
         common: dict[str, Any] = {
             "sentry.trace_lifecycle": "stream",
-            "sentry.sdk.name": "sentry.python",
-            "sentry.sdk.version": VERSION,
-            "process.runtime.name": platform.python_implementation(),
-            "process.runtime.version": platform.python_version(),
+            "sentry.sdk.name": fields["sdk"]["name"],
+            "sentry.sdk.version": fields["sdk"]["version"],
+            "process.runtime.name": RUNTIME["name"],
+            "process.runtime.version": RUNTIME["version"],
         }
-        for key in ("release", "environment", "dist"):
-            if options.get(key) is not None:
-                common[f"sentry.{key}"] = str(options[key]).strip()
+        common.update({f"sentry.{key}": fields[key] for key in ("release", "environment", "dist") if key in fields})
         self._common = {key: typed(value) for key, value in common.items()}
         self._segment_only = {
-            "sentry.platform": typed("python"),
-            "sentry.sdk.integrations": typed(sorted(getattr(client, "integrations", {}) or {})),
+            "sentry.platform": typed(fields["platform"]),
+            "sentry.sdk.integrations": typed(fields["sdk"]["integrations"]),
         }
 
     def __call__(self, root: ReadableSpan, children: list[ReadableSpan], incoming: FrozenDsc | None) -> None:
