@@ -11,9 +11,12 @@ REQUIREMENTS="$REPO_ROOT/tests/stacks/$NAME.txt"
 CACHE="${OGZ_CACHE:-$HOME/.cache/otel_gatewayz}/stacks"
 KEY="$( (cat "$REQUIREMENTS" "$REPO_ROOT/pyproject.toml" "$0"; echo "$REPO_ROOT $EXTRAS") | sha256sum | cut -c1-16)"
 VENV="$CACHE/$NAME-$KEY"
+mkdir -p "$CACHE"
+# One build per stack at a time (parallel test workers may ask at once); the others wait and reuse it.
+exec 9>"$CACHE/.$NAME.lock"
+flock 9
 if [ ! -f "$VENV/.complete" ]; then
   rm -rf "$VENV"
-  mkdir -p "$CACHE"
   started=$SECONDS
   python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >&2

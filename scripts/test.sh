@@ -24,16 +24,19 @@ rm -rf dist
 .venv/bin/python -m build --outdir dist . >/dev/null
 .venv/bin/twine check --strict dist/*
 export OGZ_DIST_DIR="$PWD/dist"
+# Most tests wait on real servers and processes: four run side by side on two cores (pytest-xdist;
+# worksteal keeps every worker busy to the end).
+parallel=(-n "${OGZ_TEST_WORKERS:-4}" --dist worksteal)
 sentry_sdk_version() { "$1/python" -c 'from importlib.metadata import version; print(version("sentry-sdk"))'; }
 # 1. Everything, on the newest sentry-sdk.
 echo "== pytest: everything, sentry-sdk $(sentry_sdk_version .venv/bin)"
 status=0
-.venv/bin/python -m pytest -p no:cacheprovider --durations=15 "$@" || status=$?
+.venv/bin/python -m pytest -p no:cacheprovider "${parallel[@]}" --durations=15 "$@" || status=$?
 # 2. The Sentry-facing tests again on sentry-sdk 2.x: unit tests (every internal guard), errors, trace
 #    links, DSC, handled, sessions, PII, storm control, Relay's normaliser, the side-by-side with
 #    native 2.x, Bugsink, Spotlight in the browser, and an unsupported sentry-sdk.
 echo "== pytest: the Sentry-facing tests, sentry-sdk $(sentry_sdk_version "$SENTRY2_BIN")"
-"$SENTRY2_BIN/python" -m pytest -p no:cacheprovider --durations=5 tests/unit tests/e2e/test_sentry_fidelity.py \
+"$SENTRY2_BIN/python" -m pytest -p no:cacheprovider "${parallel[@]}" --durations=5 tests/unit tests/e2e/test_sentry_fidelity.py \
     tests/e2e/test_storm.py tests/e2e/test_error_context.py tests/e2e/test_privacy.py tests/e2e/test_distro.py \
     tests/browser "$@" || status=$?
 exit "$status"

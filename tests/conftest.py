@@ -30,8 +30,22 @@ _LOGS = pytest.StashKey[list[tuple[str, Callable[[], str]]]]()
 _LOG_TAIL_LINES = 200
 
 
+# Servers that receive what a gateway sends. Set up first, they are torn down last: a gateway's
+# shutdown flush then reaches them, instead of retrying against a closed port for its whole timeout.
+_RECEIVERS = ("bugsink", "sentry_recorder", "otlp_recorder", "refused_dsn")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: end-to-end test against real servers (slower)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names: list[str] | None = getattr(item, "fixturenames", None)
+        if names is None:
+            continue
+        receivers = [name for name in names if name in _RECEIVERS]
+        names[:] = receivers + [name for name in names if name not in _RECEIVERS]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -51,10 +65,10 @@ def _register_logs(request: pytest.FixtureRequest, name: str, logs: Callable[[],
 
 
 @pytest.fixture(scope="session")
-def bugsink_template(tmp_path_factory: pytest.TempPathFactory) -> BugsinkTemplate:
-    """Migrated Bugsink databases with a project and a full-access token (once a session)."""
+def bugsink_template() -> BugsinkTemplate:
+    """Migrated Bugsink databases with a project and a full-access token (made once, then cached)."""
     try:
-        return BugsinkTemplate.create(tmp_path_factory.mktemp("bugsink-template"))
+        return BugsinkTemplate.cached()
     except BugsinkMissing as err:
         pytest.fail(str(err), pytrace=False)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.helpers import SHA, auth, chat, eventually, tags_of
+from tests.e2e.helpers import SHA, auth, chat, eventually
 from tests.servers.gateway import REPO_ROOT, StubProvider, base_env, venv_bin
 from tests.servers.ports import free_port
 from tests.servers.processes import ManagedProcess
@@ -229,29 +229,6 @@ def test_a_killed_worker_keeps_every_request_it_answered(tmp_path):
         provider.stop()
 
 
-def test_error_counter_labels_match_the_events_in_bugsink(bugsink, gateway_factory):
-    gateway = gateway_factory(env={"SENTRY_DSN": bugsink.dsn, "APP_ENV": "staging"})
-    for kind in ("insufficient_credits", "provider", "provider", "validation", "unique", "rate_limit", "auth"):
-        assert httpx.get(f"{gateway.base_url}/v1/errors/{kind}", headers=auth()).status_code == 500
-
-    events = bugsink.wait_for_events(7)
-    from_events: dict[tuple[str, str, str], int] = {}
-    for event in events:
-        tags = tags_of(event)
-        key = (tags["error_type"], event["exception"]["values"][-1]["type"], tags["user_impact"])
-        from_events[key] = from_events.get(key, 0) + 1
-    metrics = httpx.get(gateway.metrics_url).text
-    from_metrics: dict[tuple[str, str, str], int] = {}
-    for line in metrics.splitlines():
-        if line.startswith("gatewayz_errors_total{"):
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
-            assert labels["http_route"] == "/v1/errors/{kind}"
-            key = (labels["error_category"], labels["error_type"], labels["user_impact"])
-            from_metrics[key] = int(float(line.rsplit(" ", 1)[1]))
-    assert from_metrics == from_events
-    assert from_events[("provider_error", "ProviderAPIError", "low")] == 2
-
-
 def test_made_up_model_names_leave_the_series_count_bounded(gateway_factory):
     # Pooled connections: a keep-alive longer than any stall of a loaded machine, so the server
     # never closes one just as the client reuses it.
@@ -346,8 +323,10 @@ def test_workers_leave_no_directory_behind_and_the_resource_tracker_is_not_instr
         if Path(f"/proc/{pid}/cmdline").exists()
     }
     assert not [pid for pid, command in commands.items() if b"resource_tracker" in command], commands
-    assert len(pids) == 3, commands
-    assert httpx.get(gateway.metrics_url).text.count("target_info{") == 3
+    # The supervisor and its two workers; a worker uvicorn replaced (its health check is 5 s, a loaded
+    # machine can miss it) leaves its snapshot, whose totals are kept, but is no longer alive.
+    assert len(commands) == 3, commands
+    assert httpx.get(gateway.metrics_url).text.count("target_info{") == len(pids)
 
     gateway.stop()
 

@@ -1,9 +1,11 @@
-"""Issue 14 end to end: an error storm costs neither the request path nor Sentry quota; locals stay bounded."""
+"""Issue 14 end to end: an error storm costs neither the request path nor Sentry quota.
+
+Bounded locals are checked in-process: tests/unit/test_error_flow.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 
 import httpx
@@ -62,24 +64,3 @@ def test_a_storm_of_one_fingerprint_sends_the_budget_and_reports_the_rest(bugsin
     assert summary["extra"]["gatewayz_suppressed_total"] == STORM + 50 - 10
     assert summary["extra"]["gatewayz_suppressed"] == {"ProviderAPIError / provider_error": STORM + 50 - 10}
     assert len(events) == 11
-
-
-def test_a_huge_local_gives_a_bounded_scrubbed_event(bugsink, gateway_factory):
-    gateway = gateway_factory(
-        env={"SENTRY_DSN": bugsink.dsn, "RELEASE_SHA": SHA, "GATEWAYZ_ERROR_EVENT_BUDGET": "unlimited"},
-        app="bench.huge_app:app",
-    )
-    assert httpx.get(f"{gateway.base_url}/v1/errors/huge", params={"rows": 1_000_000}, timeout=60).status_code == 500
-
-    [event] = bugsink.wait_for_events(1)
-    [frame] = [f for f in event["exception"]["values"][-1]["stacktrace"]["frames"] if f["function"] == "huge"]
-    assert frame["in_app"] is True
-    assert frame["context_line"].strip().startswith("raise RuntimeError")
-    local_vars = frame["vars"]
-    assert len(local_vars["blob"]["rows"]) <= 11 and local_vars["blob"]["rows"][-1] == "... 999990 more"
-    assert len(local_vars["blob"]["note"]) <= 512
-    # The key is scrubbed out of the locals (the source line holds only a fragment of it, not a key).
-    assert "A1b2C3d4E5f6" not in json.dumps(local_vars) and "api_key" in local_vars
-    assert len(json.dumps(local_vars)) < 4096
-    library = [f for f in event["exception"]["values"][-1]["stacktrace"]["frames"] if not f["in_app"]]
-    assert library and all("vars" not in f for f in library)  # locals of in-app frames only

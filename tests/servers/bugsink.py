@@ -1,12 +1,15 @@
 """Bugsink (a Sentry-compatible server) as a real ingest target for end-to-end tests.
 
-Migrating takes seconds, so ``BugsinkTemplate`` migrates once per session and also creates
-the project and a full-access API token there; each ``BugsinkServer`` then copies those
+Migrating takes seconds, so ``BugsinkTemplate`` migrates once (cached beside the Bugsink venv,
+keyed by what it is made from, so parallel test workers and later runs share it) and also
+creates the project and a full-access API token there; each ``BugsinkServer`` then copies those
 SQLite files and only starts gunicorn (about half a second).
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -113,6 +116,27 @@ class BugsinkTemplate:
             sentry_key=made["key"],
             token=made["token"],
         )
+
+    @classmethod
+    def cached(cls, venv: Path | None = None) -> BugsinkTemplate:
+        """The template made once per Bugsink venv and settings, beside that venv; made now if missing.
+
+        A lock lets one process make it while the others (parallel test workers) wait for it.
+        """
+        venv = venv or bugsink_venv()
+        made_from = f"{venv.resolve()}\n{_SETTINGS_SOURCE}\n{_CREATE_PROJECT}".encode()
+        root = venv.parent / f"bugsink-template-{hashlib.sha256(made_from).hexdigest()[:16]}"
+        manifest = root / "template.json"
+        root.parent.mkdir(parents=True, exist_ok=True)
+        with open(root.parent / f".{root.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not manifest.exists():
+                shutil.rmtree(root, ignore_errors=True)
+                made = cls.create(root, venv)
+                fields = {"project_id": made.project_id, "sentry_key": made.sentry_key, "token": made.token}
+                manifest.write_text(json.dumps(fields))
+        fields = json.loads(manifest.read_text())
+        return cls(root=root, venv=venv, **fields)
 
     @property
     def db_dir(self) -> Path:
