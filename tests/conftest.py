@@ -19,6 +19,7 @@ if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
 from tests.servers.bugsink import BugsinkMissing, BugsinkServer, BugsinkTemplate  # noqa: E402
+from tests.servers.collector import CollectorBuildFailed, collector_binary  # noqa: E402
 from tests.servers.gateway import Gateway, GatewayFactory  # noqa: E402
 from tests.servers.otlp_recorder import OtlpRecorder  # noqa: E402
 from tests.servers.ports import RefusedPort  # noqa: E402
@@ -62,6 +63,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def _register_logs(request: pytest.FixtureRequest, name: str, logs: Callable[[], str]) -> None:
     request.node.stash.setdefault(_LOGS, []).append((name, logs))
+
+
+@pytest.fixture
+def register_logs(request: pytest.FixtureRequest) -> Callable[[str, Callable[[], str]], None]:
+    """``register_logs(name, logs)``: the tail of that server's log joins the report if the test fails."""
+
+    def register(name: str, logs: Callable[[], str]) -> None:
+        _register_logs(request, name, logs)
+
+    return register
+
+
+@pytest.fixture(scope="session")
+def collector_bin() -> Path:
+    """The collector built from collector/builder-config.yaml (``OGZ_COLLECTOR_BIN``, else built or cached)."""
+    try:
+        return collector_binary()
+    except CollectorBuildFailed as err:
+        pytest.fail(f"cannot build the collector: {err}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -20,13 +20,14 @@ import httpx
 import pytest
 import yaml
 
+from otel_gatewayz._config.settings import load_settings
 from tests.servers.collector import (
+    BACK_OVERLAY,
     BUILDER_CONFIG,
     COLLECTOR_CONFIG,
+    FRONT_OVERLAY,
     SENTRY_OVERLAY,
-    CollectorBuildFailed,
     CollectorServer,
-    collector_binary,
     collector_env,
     validate,
 )
@@ -43,6 +44,20 @@ LOOPBACK_ENV = collector_env(
     telemetry_port=18888,
     traces_endpoint="http://127.0.0.1:14319",
 )
+TIERS_ENV = {
+    "COLLECTOR_BACK_COLLECTORS": "[127.0.0.1:24317, 127.0.0.1:34317]",
+    "COLLECTOR_TAIL_DECISION_WAIT": "2s",
+    "COLLECTOR_TAIL_SAMPLE_PERCENT": "25",
+}
+# Every way the configs are run: alone, with the Sentry overlay, and the two tiers (the backs
+# may take the Sentry overlay too: they hold the kept traces).
+CONFIG_SETS = (
+    (COLLECTOR_CONFIG,),
+    (COLLECTOR_CONFIG, SENTRY_OVERLAY),
+    (COLLECTOR_CONFIG, FRONT_OVERLAY),
+    (COLLECTOR_CONFIG, BACK_OVERLAY),
+    (COLLECTOR_CONFIG, BACK_OVERLAY, SENTRY_OVERLAY),
+)
 SENTRY_ENV = {
     "SENTRY_OTLP_ENDPOINT": "https://o1.ingest.sentry.io/api/2/integration/otlp",
     "SENTRY_PUBLIC_KEY": "0123456789abcdef0123456789abcdef",
@@ -55,14 +70,6 @@ SECRETS = (
     "session=s3cr3t",
     "xyz-key-123",
 )
-
-
-@pytest.fixture(scope="session")
-def collector_bin() -> Path:
-    try:
-        return collector_binary()
-    except CollectorBuildFailed as err:
-        pytest.fail(f"cannot build the collector: {err}", pytrace=False)
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -100,7 +107,7 @@ def test_built_collector_has_exactly_the_components_the_configs_use(collector_bi
     validates, but is not the name ``components`` reports)."""
     done = subprocess.run([str(collector_bin), "components"], capture_output=True, text=True, timeout=60, check=True)
     built = yaml.safe_load(done.stdout)
-    used = _used_types(COLLECTOR_CONFIG, SENTRY_OVERLAY)
+    used = _used_types(COLLECTOR_CONFIG, SENTRY_OVERLAY, FRONT_OVERLAY, BACK_OVERLAY)
     for kind in KINDS:
         names = {component["name"] for component in built.get(kind) or []}
         assert names == used[kind], (
@@ -113,25 +120,72 @@ def test_built_collector_has_exactly_the_components_the_configs_use(collector_bi
     assert built["buildinfo"]["version"] == manifest["dist"]["version"]
 
 
-def test_every_defined_component_is_used_by_a_pipeline() -> None:
-    for configs in ((COLLECTOR_CONFIG,), (COLLECTOR_CONFIG, SENTRY_OVERLAY)):
-        merged: dict[str, Any] = {}
-        for config in configs:
-            data = _load(config)
-            for kind in KINDS:
-                merged.setdefault(kind, {}).update(data.get(kind) or {})
-            for name, pipeline in data["service"]["pipelines"].items():
-                merged.setdefault("pipelines", {}).setdefault(name, {}).update(pipeline)
-        base_service = _load(COLLECTOR_CONFIG)["service"]
-        referenced = set(base_service.get("extensions") or [])
-        for pipeline in merged["pipelines"].values():
-            for kind in ("receivers", "processors", "exporters"):
-                referenced |= set(pipeline.get(kind) or [])
-        defined = {cid for kind in KINDS for cid in merged.get(kind) or {}}
-        assert defined == referenced, f"{configs}: defined but unused {sorted(defined - referenced)}"
-        for pipeline in merged["pipelines"].values():
-            assert pipeline["processors"][0] == "memory_limiter"
-            assert pipeline["processors"][-1] == "batch"
+def _merged(configs: tuple[Path, ...]) -> dict[str, Any]:
+    """The configs merged as the collector merges them: maps key by key, lists replaced."""
+    merged: dict[str, Any] = {}
+    for config in configs:
+        data = _load(config)
+        for kind in KINDS:
+            merged.setdefault(kind, {}).update(data.get(kind) or {})
+        for name, pipeline in data["service"]["pipelines"].items():
+            merged.setdefault("pipelines", {}).setdefault(name, {}).update(pipeline)
+    return merged
+
+
+@pytest.mark.parametrize("configs", CONFIG_SETS, ids=lambda configs: "+".join(c.stem for c in configs))
+def test_every_defined_component_is_used_by_a_pipeline(configs: tuple[Path, ...]) -> None:
+    merged = _merged(configs)
+    base_service = _load(COLLECTOR_CONFIG)["service"]
+    referenced = set(base_service.get("extensions") or [])
+    for pipeline in merged["pipelines"].values():
+        for kind in ("receivers", "processors", "exporters"):
+            referenced |= set(pipeline.get(kind) or [])
+    defined = {cid for kind in KINDS for cid in merged.get(kind) or {}}
+    # A front sends traces to the backs, which feed the trace store: its exporter stays unbuilt there.
+    unused = {"otlp_http/traces"} if FRONT_OVERLAY in configs else set()
+    assert defined - referenced == unused, f"{configs}: defined but unused {sorted(defined - referenced)}"
+    for pipeline in merged["pipelines"].values():
+        assert pipeline["processors"][0] == "memory_limiter"
+        assert pipeline["processors"][-1] == "batch"
+
+
+def test_the_front_scrubs_traces_before_routing_them_by_trace_id() -> None:
+    merged = _merged((COLLECTOR_CONFIG, FRONT_OVERLAY))
+    traces = merged["pipelines"]["traces"]
+    assert "redaction" in traces["processors"], "traces are scrubbed before they leave the front"
+    assert "load_balancing" in traces["exporters"]
+    balancing = merged["exporters"]["load_balancing"]
+    assert balancing["routing_key"] == "traceID"
+    # Metrics and logs stay on the front, as in config.yaml (Prometheus scrapes it).
+    for name in ("metrics", "logs"):
+        assert merged["pipelines"][name] == _load(COLLECTOR_CONFIG)["service"]["pipelines"][name]
+
+
+def test_the_backs_tail_sample_with_the_distros_defaults() -> None:
+    merged = _merged((COLLECTOR_CONFIG, BACK_OVERLAY))
+    assert merged["pipelines"]["traces"]["processors"] == ["memory_limiter", "tail_sampling", "batch"]
+    assert (
+        merged["pipelines"]["traces"]["exporters"]
+        == _load(COLLECTOR_CONFIG)["service"]["pipelines"]["traces"]["exporters"]
+    )
+    tail = merged["processors"]["tail_sampling"]
+    policies = {policy["type"]: policy for policy in tail["policies"]}
+    assert set(policies) == {"status_code", "latency", "probabilistic"}
+    assert policies["status_code"]["status_code"]["status_codes"] == ["ERROR"]
+    # The same defaults as the in-process decision: GATEWAYZ_KEEP_SLOWER_THAN, and the production head rate.
+    production = load_settings({"APP_ENV": "production"})
+    assert production.keep_slower_than is not None
+    assert int(_default(policies["latency"]["latency"]["threshold_ms"])) == production.keep_slower_than * 1000
+    share = float(_default(policies["probabilistic"]["probabilistic"]["sampling_percentage"]))
+    assert share == production.traces_sample_rate * 100
+    assert _default(tail["decision_wait"]) == "10s"
+
+
+def _default(value: str) -> str:
+    """``${env:NAME:-default}`` -> ``default``."""
+    match = re.fullmatch(r"\$\{env:\w+:-(.*)\}", value)
+    assert match, f"{value} has no default"
+    return match.group(1)
 
 
 def test_the_sentry_overlay_keeps_the_base_exporters() -> None:
@@ -154,6 +208,21 @@ def test_collector_validates_the_config(collector_bin: Path, env: dict[str, str]
 
 def test_collector_validates_the_sentry_overlay(collector_bin: Path) -> None:
     done = validate(collector_bin, [COLLECTOR_CONFIG, SENTRY_OVERLAY], {**LOOPBACK_ENV, **SENTRY_ENV})
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("env", [{}, {**LOOPBACK_ENV, **TIERS_ENV}], ids=["compose-defaults", "loopback"])
+@pytest.mark.parametrize(
+    "configs",
+    [
+        (COLLECTOR_CONFIG, FRONT_OVERLAY),
+        (COLLECTOR_CONFIG, BACK_OVERLAY),
+        (COLLECTOR_CONFIG, BACK_OVERLAY, SENTRY_OVERLAY),
+    ],
+    ids=["front", "back", "back+sentry"],
+)
+def test_collector_validates_the_two_tiers(collector_bin: Path, configs: tuple[Path, ...], env: dict[str, str]) -> None:
+    done = validate(collector_bin, configs, {**env, **SENTRY_ENV})
     assert done.returncode == 0, done.stderr
 
 

@@ -20,11 +20,15 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 COMPOSE_SENTRY = REPO_ROOT / "docker-compose.sentry.yml"
-COMPOSE_FILES = (COMPOSE, COMPOSE_SENTRY)
+COMPOSE_TIERS = REPO_ROOT / "docker-compose.tiers.yml"
+COMPOSE_FILES = (COMPOSE, COMPOSE_SENTRY, COMPOSE_TIERS)
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 DOCKERFILE = REPO_ROOT / "examples" / "gateway" / "Dockerfile"
 BUILDER_CONFIG = REPO_ROOT / "collector" / "builder-config.yaml"
 COLLECTOR_CONFIG = REPO_ROOT / "collector" / "config.yaml"
+FRONT_OVERLAY = REPO_ROOT / "collector" / "config.front.yaml"
+BACK_OVERLAY = REPO_ROOT / "collector" / "config.back.yaml"
+COLLECTOR_IMAGE = "otel/opentelemetry-collector-contrib"
 PROMETHEUS_CONFIG = REPO_ROOT / "collector" / "prometheus" / "prometheus.yml"
 GRAFANA = REPO_ROOT / "collector" / "grafana"
 DATASOURCES = GRAFANA / "provisioning" / "datasources" / "datasources.yml"
@@ -156,7 +160,7 @@ def test_secrets_come_only_from_the_environment() -> None:
 def test_collector_image_is_the_built_collector_version() -> None:
     image = _services()["collector"]["image"]
     name, _, tag = image.rpartition(":")
-    assert name == "otel/opentelemetry-collector-contrib"
+    assert name == COLLECTOR_IMAGE
     manifest = _load(BUILDER_CONFIG)
     assert tag == manifest["dist"]["version"]
     versions = {
@@ -165,6 +169,9 @@ def test_collector_image_is_the_built_collector_version() -> None:
         for m in manifest.get(kind) or []
     }
     assert versions == {f"v{tag}"}
+    # Every collector of every profile runs that same release.
+    collectors = [s["image"] for _, _, s in _all_services() if s.get("image", "").startswith(f"{COLLECTOR_IMAGE}:")]
+    assert len(collectors) >= 3 and set(collectors) == {image}
 
 
 def test_collector_runs_the_repository_config() -> None:
@@ -176,6 +183,34 @@ def test_collector_runs_the_repository_config() -> None:
         target = _mount_target({"volumes": collector["volumes"] + overlay["volumes"]}, config)
         assert f"--config={target}" in overlay["command"]
     assert {"SENTRY_OTLP_ENDPOINT", "SENTRY_PUBLIC_KEY"} <= overlay["environment"].keys()
+
+
+def test_two_tier_profile_runs_a_front_and_backs_with_their_overlays() -> None:
+    base, tiers = _services(), _services(COMPOSE_TIERS)
+    config = _load(COLLECTOR_CONFIG)
+    front_volumes = base["collector"]["volumes"] + tiers["collector"]["volumes"]
+    for path in (COLLECTOR_CONFIG, FRONT_OVERLAY):
+        assert f"--config={_mount_target({'volumes': front_volumes}, path)}" in tiers["collector"]["command"]
+    backs = {name: service for name, service in tiers.items() if name.startswith("collector-back-")}
+    assert len(backs) >= 2
+    for back in backs.values():
+        for path in (COLLECTOR_CONFIG, BACK_OVERLAY):
+            assert f"--config={_mount_target(back, path)}" in back["command"]
+        # The backs feed config.yaml's trace store.
+        store = urlsplit(_default(config["exporters"]["otlp_http/traces"]["endpoint"])).hostname
+        assert store in base and store in back["depends_on"]
+    # The front routes to exactly the backs, at config.yaml's OTLP/gRPC port, and waits for them.
+    grpc_port = _default(config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]).rpartition(":")[2]
+    hostnames = yaml.safe_load(tiers["collector"]["environment"]["COLLECTOR_BACK_COLLECTORS"])
+    assert sorted(hostnames) == sorted(f"{name}:{grpc_port}" for name in backs)
+    assert set(backs) <= set(tiers["collector"]["depends_on"])
+    # ...and the overlay's own default names the same backs, so the profile runs unconfigured too.
+    static = _load(FRONT_OVERLAY)["exporters"]["load_balancing"]["resolver"]["static"]
+    assert sorted(yaml.safe_load(_default(static["hostnames"]))) == sorted(hostnames)
+    # The gateway exports every trace and leaves the decision to the backs.
+    gateway = tiers["gateway"]["environment"]
+    assert float(gateway["SENTRY_TRACES_SAMPLE_RATE"]) == 1.0
+    assert gateway["GATEWAYZ_KEEP_TRACES"] == "false"
 
 
 def test_gateway_exports_to_the_collector_and_calls_the_provider() -> None:

@@ -20,9 +20,11 @@ from .ports import LOOPBACK, free_port
 from .processes import ManagedProcess, retry_port_clash
 
 __all__ = [
+    "BACK_OVERLAY",
     "BUILDER_CONFIG",
     "BUILD_SCRIPT",
     "COLLECTOR_CONFIG",
+    "FRONT_OVERLAY",
     "SENTRY_OVERLAY",
     "CollectorBuildFailed",
     "CollectorServer",
@@ -36,6 +38,9 @@ BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-collector.sh"
 BUILDER_CONFIG = REPO_ROOT / "collector" / "builder-config.yaml"
 COLLECTOR_CONFIG = REPO_ROOT / "collector" / "config.yaml"
 SENTRY_OVERLAY = REPO_ROOT / "collector" / "config.sentry.yaml"
+# The two-tier profile: fronts route traces by trace id to backs, which tail-sample them.
+FRONT_OVERLAY = REPO_ROOT / "collector" / "config.front.yaml"
+BACK_OVERLAY = REPO_ROOT / "collector" / "config.back.yaml"
 
 # A cold build downloads a few hundred modules and compiles for minutes on two cores.
 BUILD_TIMEOUT = 1800.0

@@ -7,7 +7,7 @@ like the batch processor, exports only sampled spans) stands for the OTLP export
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -16,8 +16,20 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
+from opentelemetry.util.types import Attributes
 
+from otel_gatewayz._context.propagation import allow_next_injection, build_propagator
 from otel_gatewayz._context.sampling import KEPT_ATTR, PARTIAL_ATTR, GatewayzSampler, RecordingSampler, head_sampled
 from otel_gatewayz._errors.storm import TRACE_BUDGET_ATTR
 from otel_gatewayz._export.keep import KeepPolicy
@@ -56,7 +68,7 @@ class _Sender(SpanProcessor):
 
 
 class Setup:
-    def __init__(self, rate: float = 0.0, **gate_args: Any) -> None:
+    def __init__(self, rate: float = 0.0, head: Sampler | None = None, **gate_args: Any) -> None:
         self.counter = _Counter()
         self.sender = _Sender()
         self.gate = TraceGate(
@@ -66,7 +78,7 @@ class Setup:
             **gate_args,
         )
         self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider(sampler=RecordingSampler(GatewayzSampler(rate)))
+        self.provider = TracerProvider(sampler=RecordingSampler(head or GatewayzSampler(rate)))
         self.provider.add_span_processor(self.gate)
         export = gated_factory(self.gate, SimpleSpanProcessor)
         self.provider.add_span_processor(export(self.exporter))
@@ -260,3 +272,98 @@ def test_exceptions_on_unsampled_spans_are_cheap_and_skipped_once_storm_control_
     stack = str(event.attributes["exception.stacktrace"])
     assert stack.index("KeyError: 'inner'") < stack.index("direct cause") < stack.index("RuntimeError: kept")
     assert 'raise RuntimeError("kept") from exc' in stack and "^^^" not in stack
+
+
+# --- The head decision's sampling data (issue 22 item 2) ------------------------------------
+# Nothing in the distro writes an OTel ``th`` (its ratio sampler is the SDK's TraceIdRatioBased,
+# which leaves ``tracestate`` alone); a ``th`` comes from a caller, or from a sampler set with
+# OTEL_TRACES_SAMPLER. Either way a trace kept for an error must go out, and propagate, with the
+# head decision's ``tracestate`` and sampled flag, never as if the head had sampled it: the OTel
+# backends extrapolate counts from ``th`` (adjusted count 1/p), which a rule-kept trace must not
+# inflate.
+
+PROVIDER_HOST = "provider.internal"
+CALLER_STATE = TraceState([("ot", "rv:abcdef01234567"), ("vendor", "v1")])
+
+
+class _ThresholdSampler(Sampler):
+    """A probability sampler as OpenTelemetry's consistent sampling writes it: ``ot=th:`` on sampled traces only."""
+
+    def __init__(self, sampled: bool) -> None:
+        self._sampled = sampled
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        state = parent.trace_state if parent.is_valid else TraceState()
+        if parent.is_valid and not parent.is_remote:  # a child follows its local parent
+            decision = Decision.RECORD_AND_SAMPLE if parent.trace_flags.sampled else Decision.DROP
+            return SamplingResult(decision, attributes, state)
+        if self._sampled:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, state.update("ot", "th:fd70a3d70a3d7"))
+        return SamplingResult(Decision.DROP, None, state.delete("ot") if "ot" in state else state)
+
+    def get_description(self) -> str:
+        return "ThresholdSampler"
+
+
+def _request_with_provider_call(built: Setup, *, fail: bool, context: Any = None) -> dict[str, str]:
+    """One request calling an allowed host: the headers the real propagator injects on that call."""
+    propagator = build_propagator([r"provider\.internal"])
+    carrier: dict[str, str] = {}
+    with built.tracer.start_as_current_span("POST /chat", kind=SpanKind.SERVER, context=context) as root:
+        with built.tracer.start_as_current_span("POST", kind=SpanKind.CLIENT):
+            allow_next_injection(PROVIDER_HOST)
+            propagator.inject(carrier)
+        if fail:
+            root.set_status(Status(StatusCode.ERROR, "ProviderAPIError"))
+    return carrier
+
+
+def _sampled(traceparent: str) -> bool:
+    """The sampled bit of a ``traceparent`` (the SDK may also set W3C's random bit, 0x02)."""
+    return bool(int(traceparent.rsplit("-", 1)[1], 16) & 0x01)
+
+
+def test_a_trace_kept_for_its_error_keeps_the_head_decisions_tracestate_and_flag() -> None:
+    built = Setup(head=_ThresholdSampler(sampled=False))
+    headers = _request_with_provider_call(built, fail=True)
+    spans = built.exported()
+    assert len(spans) == 2
+    assert (_root(spans).attributes or {}).get(KEPT_ATTR) == "error"
+    # Exported without a threshold (the head wrote none), not with th:0 or the head's rate.
+    assert [dict(s.context.trace_state) for s in spans] == [{}, {}]
+    # What went to the provider while the request ran: not sampled, no tracestate.
+    assert not _sampled(headers["traceparent"])
+    assert "tracestate" not in headers
+    assert headers["sentry-trace"].endswith("-0")
+
+
+def test_a_head_sampled_trace_carries_the_heads_threshold_out_and_downstream() -> None:
+    built = Setup(head=_ThresholdSampler(sampled=True))
+    headers = _request_with_provider_call(built, fail=True)  # an error changes nothing for a head-sampled trace
+    spans = built.exported()
+    assert [s.context.trace_state.get("ot") for s in spans] == ["th:fd70a3d70a3d7"] * 2
+    assert (_root(spans).attributes or {}).get(KEPT_ATTR) == "head"
+    assert _sampled(headers["traceparent"])
+    assert headers["tracestate"] == "ot=th:fd70a3d70a3d7"
+
+
+def test_a_callers_tracestate_passes_unchanged_through_a_trace_kept_for_its_error() -> None:
+    built = Setup(rate=0.0)  # the distro's own sampler: parent-based, the caller said sampled=0
+    remote = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(0), trace_state=CALLER_STATE)
+    headers = _request_with_provider_call(built, fail=True, context=trace.set_span_in_context(NonRecordingSpan(remote)))
+    spans = built.exported()
+    assert len(spans) == 2 and {s.context.trace_id for s in spans} == {0xABC}
+    assert (_root(spans).attributes or {}).get(KEPT_ATTR) == "error"
+    assert [list(s.context.trace_state.items()) for s in spans] == [list(CALLER_STATE.items())] * 2
+    assert not _sampled(headers["traceparent"])
+    assert headers["tracestate"] == CALLER_STATE.to_header()
