@@ -154,7 +154,7 @@ def add_breadcrumb(message: str, category: str, level: str = "info", data: dict[
     with contained("add_breadcrumb"):
         crumb = new_breadcrumb(_text(message), _text(category), _level(level), _plain(dict(data)) if data else None)
         state = ensure_state()
-        state.breadcrumbs.append(crumb)
+        state.add_breadcrumb(crumb)
         span = trace.get_current_span()
         if span.is_recording():
             attributes: dict[str, AttributeValue] = {

@@ -25,7 +25,7 @@ from .._metrics.bodies import watch_body
 from .._metrics.drops import DropCounter
 from .._metrics.genai import GenAiMetrics
 from .._safety.log import contained
-from .._spend.accounting import ProviderCall, Spend, SpendTotals, operation_of
+from .._spend.accounting import ProviderCall, Spend, operation_of
 from .._spend.usage import UnsupportedEncoding, UsageReader, usage_reader
 from .processor import is_instrumentation_span
 from .propagation import allow_next_injection
@@ -182,7 +182,7 @@ class ClientHooks:
             self._read_usage(provider_call, headers, stream)
         duration = time.perf_counter() - call.started
         level = "error" if status >= 500 else "warning" if status >= 400 else "info"
-        state.breadcrumbs.append(
+        state.add_breadcrumb(
             new_breadcrumb(
                 f"{call.method} {call.host} {status}",
                 call.category,
@@ -215,7 +215,7 @@ class ClientHooks:
             state.pending_calls.pop(key, None)
             if call.category == "provider" and call.measured:
                 self._genai.record_call(state.request, now - call.started, error_type)
-            state.breadcrumbs.append(
+            state.add_breadcrumb(
                 new_breadcrumb(
                     f"{call.method} {call.host} failed",
                     call.category,
@@ -318,7 +318,7 @@ def _provider_call(span: trace.Span, state: RequestState, path: str, genai_span:
         parent = span.get_span_context() if span.get_span_context().is_valid else None
     genai_totals = None
     if genai_span is not None and parent is not None:
-        genai_totals = state.genai_spend.setdefault(parent.span_id, SpendTotals())
+        genai_totals = state.genai_totals(parent.span_id)
     return ProviderCall(
         provider=state.request.get("provider"),
         model=state.request.get("model"),

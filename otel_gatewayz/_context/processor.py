@@ -40,14 +40,13 @@ class ContextSpanProcessor(SpanProcessor):
         if state.span_attributes:
             span.set_attributes(state.span_attributes)
         if is_genai_span(span):
-            state.genai_spans[span.get_span_context().span_id] = span
+            state.genai_span_started(span)
 
     def on_end(self, span: ReadableSpan) -> None:
         state = current_state()
         context = span.get_span_context()
         if state is not None and state.genai_spans and context is not None:
-            state.genai_spans.pop(context.span_id, None)
-            state.genai_spend.pop(context.span_id, None)
+            state.genai_span_ended(context.span_id)
 
     def shutdown(self) -> None:
         return None

@@ -58,6 +58,23 @@ class RequestState:
     # An error escaped a route or a stream (recorded handled: false): the session is errored.
     unhandled_error: bool = False
 
+    def add_breadcrumb(self, crumb: dict[str, Any]) -> None:
+        """A step of the request's story (the public call, each outgoing call): the oldest go past the bound."""
+        self.breadcrumbs.append(crumb)
+
+    def genai_span_started(self, span: Span) -> None:
+        """A GenAI operation span opened in this request: its provider calls are priced under it."""
+        self.genai_spans[span.get_span_context().span_id] = span
+
+    def genai_totals(self, span_id: int) -> SpendTotals:
+        """What the GenAI operation span ``span_id`` spent so far, over all of its attempts."""
+        return self.genai_spend.setdefault(span_id, SpendTotals())
+
+    def genai_span_ended(self, span_id: int) -> None:
+        """The GenAI operation span ``span_id`` ended: its totals were put on it, nothing more comes."""
+        self.genai_spans.pop(span_id, None)
+        self.genai_spend.pop(span_id, None)
+
     def set_attributes(self, attributes: dict[str, AttributeValue]) -> None:
         """Remember attributes for later spans and put them on the root and current span now."""
         self.span_attributes.update(attributes)

@@ -286,22 +286,20 @@ def test_installers_are_called_by_the_install_step_only():
 
 # -- the request state: each field has its writers ------------------------------------------------------
 
-# RequestState field -> the modules that write it (assign it, or change it in place). Everyone else reads.
+# RequestState field -> the one module that writes it (assigns it, or changes it in place); everyone else
+# reads, or calls the owner's method.
 STATE_WRITERS = {
     "root_span": set(),  # set when the state is made (``start_request_state``), never after
     "scope": set(),
     "user": {"_api.py"},  # set_user_context
     "request": {"_api.py"},  # set_request_context
     "span_attributes": {"_context/state.py"},  # RequestState.set_attributes, called by the context calls
-    "breadcrumbs": {"_api.py", "_context/hooks.py"},  # add_breadcrumb; one per outgoing call (answered or not)
+    "breadcrumbs": {"_context/state.py"},  # RequestState.add_breadcrumb: the public call, one per outgoing call
     "pending_calls": {"_context/hooks.py"},  # the client hooks open and close the calls (PendingCall)
-    "genai_spans": {"_context/processor.py"},  # the GenAI operation spans open in the request
+    "genai_spans": {"_context/state.py"},  # RequestState.genai_span_started/_ended, called by the span processor
     "provider_calls": {"_context/hooks.py"},  # provider answers whose usage is awaited
     "spend": set(),  # the request's totals: made with the state, added to in place by the spend accounting
-    "genai_spend": {
-        "_context/hooks.py",
-        "_context/processor.py",
-    },  # per GenAI span: the hooks open, the processor closes
+    "genai_spend": {"_context/state.py"},  # per GenAI span: RequestState.genai_totals opens, genai_span_ended closes
     "unhandled_error": {"_errors/recorder.py"},  # an error escaped a route or a stream
 }
 _MUTATORS = {"append", "appendleft", "extend", "add", "discard", "update", "pop", "popitem", "clear", "setdefault"}
