@@ -28,6 +28,18 @@ LAYERS = (
 )
 # Only the public API, the entry points and the setup itself may look the runtime up.
 RUNTIME_LOOKUP_ALLOWED = {"_api.py", "_distro.py", "_setup/runtime.py", "_setup/configurator.py"}
+# Where the request being served is looked up (``current_state()``/``ensure_state()``): the callbacks
+# the SDKs and the app call with no way to pass it in. Everything else is handed the state.
+STATE_LOOKUP_ALLOWED = {
+    "_api.py": "the context calls, made by the app",
+    "_context/state.py": "the state's own module",
+    "_context/processor.py": "span start and end, called by the SDK",
+    "_context/hooks.py": "the HTTP client hooks, called by the instrumentations",
+    "_context/baggage.py": "the propagator's inject, called for each outgoing request",
+    "_errors/recorder.py": "an error recorded from a handler or capture_errors",
+    "_sentry/sessions.py": "a session's end, in the ASGI stack",
+    "_sentry/enrichment.py": "an event the SDK captured itself (logging, capture_message)",
+}
 
 
 def modules() -> dict[str, Path]:
@@ -109,6 +121,8 @@ def test_dependencies_are_passed_in_not_looked_up():
         assert "_initialize_components" not in text, f"{name} calls the SDK's private initializer"
         if name not in RUNTIME_LOOKUP_ALLOWED:
             assert not re.search(r"\bruntime\(\)", text), f"{name} looks the runtime up at call time"
+        looks_state_up = re.search(r"\b(current|ensure)_state\(\)", text) is not None
+        assert looks_state_up == (name in STATE_LOOKUP_ALLOWED), f"{name}: looks the request state up: {looks_state_up}"
 
 
 def _public_names(module: ModuleType) -> set[str]:
