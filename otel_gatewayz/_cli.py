@@ -59,7 +59,7 @@ def _send_test_message(settings: Settings, out: TextIO) -> bool:
 
     parts = Parts.build(settings)
     hooks = SentryHooks(parts.scrubber, parts.grouper, settings.service_name)
-    if not init_sentry(settings, hooks, CountingTransport.bound(parts.instruments.drops)):
+    if init_sentry(settings, hooks, CountingTransport.bound(parts.instruments.drops)) is None:
         return False
     event_id = sentry_sdk.capture_message(TEST_MESSAGE, level="info")
     sentry_sdk.flush(timeout=10)

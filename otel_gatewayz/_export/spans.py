@@ -34,16 +34,18 @@ def _count(drops: DropCounter, count: int, reason: str, detail: str = "", signal
 
 
 class ScrubbingSpanExporter(SpanExporter):
-    """Wraps an exporter so that nothing unscrubbed reaches it and every failed span is counted."""
+    """Wraps an exporter so that nothing unscrubbed reaches it and every failed span is counted.
+
+    Why a batch failed is read from what the exporter logs during it, once the install step has
+    put the capturing filter on its loggers (:func:`read_failure_lines`); without, it is
+    ``export_failed``.
+    """
 
     def __init__(self, inner: SpanExporter, clean: CleanSpans, drops: DropCounter, signal: str = SIGNAL) -> None:
-        self._inner = inner
+        self.inner = inner
+        self.signal = signal  # what its lost spans are counted as
         self._clean = clean
         self._drops = drops
-        self._signal = signal
-        with contained("exporter log filter"):
-            for exporter_logger in exporter_loggers(inner):
-                exporter_logger.addFilter(CAPTURE)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         clean: list[ReadableSpan] = []
@@ -57,28 +59,28 @@ class ScrubbingSpanExporter(SpanExporter):
                     "otel_gatewayz: scrubbing a span failed; it is dropped, never exported unscrubbed",
                     exc_info=True,
                 )
-                _count(self._drops, 1, "scrub_failed", signal=self._signal)
+                _count(self._drops, 1, "scrub_failed", signal=self.signal)
         if not clean:
             return SpanExportResult.SUCCESS if not spans else SpanExportResult.FAILURE
         with CAPTURE.capturing() as records:
             try:
-                result = self._inner.export(clean)
+                result = self.inner.export(clean)
             except Exception as exc:  # noqa: BLE001 - the batch is lost, the export thread goes on
                 log_once(
                     "span-export-exception", logging.ERROR, "otel_gatewayz: the span exporter raised", exc_info=True
                 )
-                _count(self._drops, len(clean), "exporter_error", type(exc).__name__, self._signal)
+                _count(self._drops, len(clean), "exporter_error", type(exc).__name__, self.signal)
                 return SpanExportResult.FAILURE
         if result is not SpanExportResult.SUCCESS:
             reason, detail = reason_of(records)
-            _count(self._drops, len(clean), reason, detail, self._signal)
+            _count(self._drops, len(clean), reason, detail, self.signal)
         return result
 
     def shutdown(self) -> None:
-        self._inner.shutdown()
+        self.inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
+        return self.inner.force_flush(timeout_millis)
 
 
 class CountingBatchSpanProcessor(BatchSpanProcessor):
@@ -102,11 +104,11 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
         super().__init__(exporter, *args, **kwargs)
         self._drops = drops
         self._shutdown_timeout = shutdown_timeout
-        self._signal = signal
+        self.signal = signal
 
     def on_end(self, span: ReadableSpan) -> None:
         if span.context is not None and span.context.trace_flags.sampled and self._queued() >= self._capacity():
-            _count(self._drops, 1, "queue_full", signal=self._signal)
+            _count(self._drops, 1, "queue_full", signal=self.signal)
         super().on_end(span)
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
@@ -123,7 +125,7 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             fallback: Any = super().shutdown
             fallback()
             return
-        _count(self._drops, self._queued(), "shutdown_timeout", signal=self._signal)
+        _count(self._drops, self._queued(), "shutdown_timeout", signal=self.signal)
 
     def _queued(self) -> int:
         queue = getattr(getattr(self, "_batch_processor", None), "_queue", None)
@@ -134,6 +136,13 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
         return capacity if isinstance(capacity, int) and capacity > 0 else 1 << 62
 
 
+def read_failure_lines(exporter: ScrubbingSpanExporter) -> None:
+    """Let ``exporter`` read why an export failed: the capturing filter on the wrapped exporter's loggers."""
+    with contained("exporter log filter"):
+        for exporter_logger in exporter_loggers(exporter.inner):
+            exporter_logger.addFilter(CAPTURE)
+
+
 def scrubbed_batch_processor_factory(
     clean: CleanSpans, drops: DropCounter, shutdown_timeout: float
 ) -> Callable[..., BatchSpanProcessor]:
@@ -142,8 +151,8 @@ def scrubbed_batch_processor_factory(
     def build(exporter: SpanExporter, *args: Any, **kwargs: Any) -> BatchSpanProcessor:
         with contained("batch processor log filter"):
             logging.getLogger(_BATCH_LOGGER).addFilter(_QUEUE_FULL_FILTER)
-        return CountingBatchSpanProcessor(
-            ScrubbingSpanExporter(exporter, clean, drops), drops, shutdown_timeout, *args, **kwargs
-        )
+        scrubbing = ScrubbingSpanExporter(exporter, clean, drops)
+        read_failure_lines(scrubbing)
+        return CountingBatchSpanProcessor(scrubbing, drops, shutdown_timeout, *args, **kwargs)
 
     return build

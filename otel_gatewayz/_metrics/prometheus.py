@@ -23,14 +23,21 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader, _CustomCollector
 from opentelemetry.sdk.metrics.export import MetricsData
-from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, REGISTRY, start_http_server
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    REGISTRY,
+    CollectorRegistry,
+    start_http_server,
+)
 from prometheus_client.metrics_core import Metric
 
 from .._config.settings import Settings, load_settings
@@ -203,30 +210,53 @@ class _AllProcesses:
 class GatewayzPrometheusReader(PrometheusMetricReader):
     """``/metrics`` on ``OTEL_EXPORTER_PROMETHEUS_HOST``/``_PORT`` with the totals of all workers.
 
-    The SDK builds it from the ``gatewayz_prometheus`` entry point with the options our setup
-    passes (``exporter_args_map``); built by another configurator, it reads the settings itself.
-    The parent's per-process collector (``_collector``, an SDK internal guarded by a test) is
-    served through :class:`_AllProcesses` instead of being registered directly.
+    The SDK builds it from the ``gatewayz_prometheus`` entry point (``OTEL_METRICS_EXPORTER``)
+    with the options our setup passes (``exporter_args_map``); built without them, it reads the
+    settings itself. Building it touches nothing: :meth:`serve`, which our install step calls once
+    the SDK built it (another configurator must call it too), registers it in
+    ``prometheus_client``'s registry, makes the shared directory, binds the port and starts the
+    writer and the exit and fork hooks. The parent's per-process collector (``_collector``, an
+    SDK internal guarded by a test) stays in a registry of its own, and is served through
+    :class:`_AllProcesses`.
     """
 
-    def __init__(self, options: PrometheusOptions | None = None, journal: Journal | None = None) -> None:
-        super().__init__(resource_attribute_filter=lambda key: key in RESOURCE_LABELS)
-        options = options or PrometheusOptions.from_settings(load_settings(os.environ))
-        REGISTRY.unregister(self._collector)
-        REGISTRY.register(_AllProcesses(self))
-        _label_default_collectors(options.labels)
-        self.directory = metrics_dir(options.directory)
-        self.file = self._new_file()
-        self._host = options.host
-        self._port = options.port
-        self._interval = options.write_interval
+    directory: Path  # set by :meth:`serve`, with the snapshot ``file``
+    file: Path
+
+    def __init__(
+        self,
+        options: PrometheusOptions | None = None,
+        journal: Journal | None = None,
+        on_built: Callable[[GatewayzPrometheusReader], None] | None = None,
+    ) -> None:
+        super().__init__(
+            resource_attribute_filter=lambda key: key in RESOURCE_LABELS,
+            registry=CollectorRegistry(auto_describe=False),  # not the process's: _AllProcesses serves it
+        )
+        self._options = options or PrometheusOptions.from_settings(load_settings(os.environ))
+        self._host = self._options.host
+        self._port = self._options.port
+        self._interval = self._options.write_interval
         self._serving = False
+        self._started = False
         self._taken_checks = 0
         self._journal = journal
         self._own_lock = threading.RLock()
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
+        if on_built is not None:
+            on_built(self)  # the install step's handle on the reader the SDK built
+
+    def serve(self) -> None:
+        """Start: the registry, the shared directory, the journal, the port, the writer, exit and fork hooks (once)."""
+        if self._started:
+            return
+        self._started = True
+        REGISTRY.register(_AllProcesses(self))
+        _label_default_collectors(self._options.labels)
+        self.directory = metrics_dir(self._options.directory)
+        self.file = self._new_file()
         self._open_journal()
         self._try_serve()
         self._start_writer()
@@ -361,7 +391,9 @@ class GatewayzPrometheusReader(PrometheusMetricReader):
         self._start_writer()
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        # Not the parent's: it unregisters the per-process collector, which we never registered.
+        # Not the parent's: it unregisters the per-process collector from a registry we never served.
+        if not self._started:
+            return
         self._write()
         self._stop.set()
         self._wake.set()

@@ -1,4 +1,4 @@
-"""The Sentry client, started from our settings with the hooks and transport the setup built.
+"""The Sentry client, started from our settings with the hooks and transport the assembly built.
 
 Events carry the active OTel trace and span ids (through sentry-sdk's OTLP integration, which
 registers the OTel span as the event's propagation context); every event, transaction and
@@ -68,7 +68,7 @@ def sentry_options(
     return options
 
 
-def in_process_client(settings: Settings, hooks: SentryHooks, transport: Transport) -> BaseClient:
+def in_process_client(settings: Settings, hooks: SentryHooks, transport: type[Transport] | Transport) -> BaseClient:
     """A client that is not the process's: no integrations (each patches the process once, for good), not bound.
 
     What our events carry is built by our hooks; the default integrations' additions (modules,
@@ -84,17 +84,29 @@ def in_process_client(settings: Settings, hooks: SentryHooks, transport: Transpo
         return sentry_sdk.Client(**options)
 
 
-def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transport] | None) -> bool:
-    """Start the Sentry client; False (with one error line) when it cannot start."""
+def init_sentry(
+    settings: Settings, hooks: SentryHooks, transport: type[Transport] | Transport | None
+) -> BaseClient | None:
+    """Start the process's Sentry client and return it; None (with one error line) when it cannot start.
+
+    ``sentry_sdk.init`` (the client made, then bound to the global scope), not a client made
+    ahead and bound later: the client's constructor sets up its integrations (the logging hook,
+    the OTLP integration's propagation context, the default ones: excepthook, threading,
+    stdlib...), the continuous profiler and the SDK's name, each once per process and for good.
+    Doing that for a client made ahead would take sentry-sdk internals on both majors
+    (``setup_integrations`` into ``client.integrations``, the profiler fed by the client's private
+    envelope hook). So the install step starts it here, and the pieces assembled before bind it.
+    A client already active (the app's own ``sentry_sdk.init``) is kept, and returned.
+    """
     if sentry_sdk.get_client().is_active():
         logger.warning("otel_gatewayz: a Sentry client is already active; keeping it")
-        return True
+        return sentry_sdk.get_client()
     options = sentry_options(settings, hooks, transport)
     try:
         sentry_sdk.init(**options)
     except Exception as exc:  # noqa: BLE001 - a bad option must not stop the app
         logger.error("otel_gatewayz: SENTRY_DSN: Sentry could not start (%s); Sentry is disabled", type(exc).__name__)
-        return False
+        return None
     # Our own error lines (a failing hook, a bad setting) are for the operator, not Sentry issues.
     ignore_logger_for_events("otel_gatewayz")
     # Nor is the OTel API's "Failed to detach context": an instrumentation that ends its span in
@@ -105,4 +117,4 @@ def init_sentry(settings: Settings, hooks: SentryHooks, transport: type[Transpor
         start_profiler()  # a no-op in a process the session rate did not sample
         os.register_at_fork(after_in_child=start_profiler)  # forked workers profile themselves
     logger.info("Sentry initialized successfully (release=%s, environment=%s)", settings.release, settings.environment)
-    return True
+    return sentry_sdk.get_client()

@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
-from sentry_sdk.client import BaseClient
+from sentry_sdk.client import BaseClient, NonRecordingClient
 from sentry_sdk.consts import VERSION
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
 from sentry_sdk.utils import format_timestamp
@@ -37,6 +37,38 @@ def static_fields(client: BaseClient) -> dict[str, Any]:
         "integrations": sorted(getattr(client, "integrations", {}) or {}),
     }
     return fields
+
+
+class ClientSlot:
+    """The client the Sentry side sends through, bound once it exists; until then, nothing is sent.
+
+    The process's client is made by ``sentry_sdk.init`` in the install step (its constructor sets
+    up the integrations, for good), after the pieces that send through it were assembled; a
+    test's client of its own is bound as soon as it is made. Unbound, it is sentry-sdk's
+    non-recording client: not active, no transport.
+    """
+
+    def __init__(self, client: BaseClient | None = None) -> None:
+        unbound = client or NonRecordingClient()
+        self._bound: tuple[BaseClient, dict[str, Any]] = (unbound, static_fields(unbound))
+
+    def bind(self, client: BaseClient) -> None:
+        self._bound = (client, static_fields(client))  # one assignment: readers never see a half
+
+    @property
+    def bound(self) -> tuple[BaseClient, dict[str, Any]]:
+        """The client and what ``capture_event`` would add to its events (:func:`static_fields`), together."""
+        return self._bound
+
+    @property
+    def client(self) -> BaseClient:
+        return self._bound[0]
+
+    def to_transport(self, envelope: Envelope) -> None:
+        """``envelope`` to the client's transport alone (sessions: sentry-sdk sends them to Spotlight neither)."""
+        transport = self._bound[0].transport
+        if transport is not None:
+            transport.capture_envelope(envelope)
 
 
 RUNTIME = {"name": platform.python_implementation(), "version": platform.python_version(), "build": sys.version}
@@ -64,17 +96,17 @@ def deliver(client: BaseClient, envelope: Envelope) -> None:
 
 
 class TransactionEnvelopes:
-    """Sends one finished transaction event as one envelope, through the client the setup started."""
+    """Sends one finished transaction event as one envelope, through the client bound to ``slot``."""
 
-    def __init__(self, client: BaseClient) -> None:
-        self._client = client
-        self._static = static_fields(client)
+    def __init__(self, slot: ClientSlot) -> None:
+        self._slot = slot
 
     def send(self, event: dict[str, Any]) -> str:
+        client, static = self._slot.bound
         event_id = uuid.uuid4().hex
         event["event_id"] = event_id
-        event.update(self._static)
+        event.update(static)
         event["contexts"].setdefault("runtime", RUNTIME)
         dsc = event["contexts"]["trace"].pop("dynamic_sampling_context", None)
-        hand_over(self._client, event_id, dsc, Item(payload=PayloadRef(json=cast("Event", event)), type="transaction"))
+        hand_over(client, event_id, dsc, Item(payload=PayloadRef(json=cast("Event", event)), type="transaction"))
         return event_id

@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 import sentry_sdk
 from sentry_sdk._types import AnnotatedValue
-from sentry_sdk.client import BaseClient
 from sentry_sdk.envelope import Item, PayloadRef
 from sentry_sdk.utils import format_timestamp
 
 from .._safety.log import log_once
 from .enrichment import json_safe, scrubbed_repr
-from .envelopes import hand_over, static_fields
+from .envelopes import ClientSlot, hand_over
 
 if TYPE_CHECKING:
     from sentry_sdk._types import Event, Hint
@@ -42,17 +41,16 @@ class ErrorEnvelopes:
 
     def __init__(
         self,
-        client: BaseClient,
+        slot: ClientSlot,
         prepare: Prepare,
         scrub_text: Callable[[str], str],
     ) -> None:
-        self._client = client
+        self._slot = slot
         self._prepare = prepare
         self._scrub_text = scrub_text
-        self._static = static_fields(client)
 
     def send(self, event: dict[str, Any], hint: dict[str, Any]) -> str | None:
-        client = self._client
+        client, static = self._slot.bound
         if not client.is_active():  # closed (a late flush at exit): as ``capture_event`` would, nothing
             return None
         scope = sentry_sdk.get_global_scope().fork()
@@ -64,7 +62,7 @@ class ErrorEnvelopes:
             return None
         prepared = cast("dict[str, Any]", applied)
         prepared.setdefault("event_id", uuid.uuid4().hex)  # the summary event has none yet
-        for key, value in self._static.items():
+        for key, value in static.items():
             if prepared.get(key) is None:
                 prepared[key] = value
         timestamp = prepared.get("timestamp") or datetime.now(timezone.utc)
@@ -105,6 +103,6 @@ class ErrorEnvelopes:
         return scrubbed_repr(value, self._scrub_text)
 
     def _lost(self, reason: str) -> None:
-        transport = self._client.transport
+        transport = self._slot.client.transport
         if transport is not None:
             transport.record_lost_event(reason, data_category="error")

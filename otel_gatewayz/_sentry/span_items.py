@@ -20,13 +20,12 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
-from sentry_sdk.client import BaseClient
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
 from sentry_sdk.utils import format_timestamp
 
 from .._context.baggage import DscSource, FrozenDsc
 from .._context.sampling import head_sampled
-from .envelopes import RUNTIME, deliver, static_fields
+from .envelopes import RUNTIME, ClientSlot, deliver
 from .request import request_from_span
 from .transactions import ORIGIN, description, operation, sentry_attributes, span_status
 
@@ -55,29 +54,41 @@ def typed(value: Any) -> Attribute:
 
 
 class SpanItemSender:
-    """Sends one finished local trace as one envelope of span v2 items, through the started client."""
+    """Sends one finished local trace as one envelope of span v2 items, through the client bound to ``slot``."""
 
-    def __init__(self, client: BaseClient, dsc: DscSource | None = None, send_pii: bool = False) -> None:
-        self._client = client
+    def __init__(self, slot: ClientSlot, dsc: DscSource | None = None, send_pii: bool = False) -> None:
+        self._slot = slot
         self._dsc = dsc
         self._send_pii = send_pii
-        # What ``capture_event`` would add to an event (``envelopes.static_fields``), as span attributes.
-        fields = static_fields(client)
+        self._fixed: tuple[dict[str, Any], dict[str, Attribute], dict[str, Attribute]] | None = None
+
+    def _attributes(self, static: dict[str, Any]) -> tuple[dict[str, Attribute], dict[str, Attribute]]:
+        """What ``capture_event`` would add to an event (``envelopes.static_fields``), as span attributes.
+
+        Worked out once per bound client: on every span, and on the segment only.
+        """
+        fixed = self._fixed
+        if fixed is not None and fixed[0] is static:
+            return fixed[1], fixed[2]
         common: dict[str, Any] = {
             "sentry.trace_lifecycle": "stream",
-            "sentry.sdk.name": fields["sdk"]["name"],
-            "sentry.sdk.version": fields["sdk"]["version"],
+            "sentry.sdk.name": static["sdk"]["name"],
+            "sentry.sdk.version": static["sdk"]["version"],
             "process.runtime.name": RUNTIME["name"],
             "process.runtime.version": RUNTIME["version"],
         }
-        common.update({f"sentry.{key}": fields[key] for key in ("release", "environment", "dist") if key in fields})
-        self._common = {key: typed(value) for key, value in common.items()}
-        self._segment_only = {
-            "sentry.platform": typed(fields["platform"]),
-            "sentry.sdk.integrations": typed(fields["sdk"]["integrations"]),
+        common.update({f"sentry.{key}": static[key] for key in ("release", "environment", "dist") if key in static})
+        typed_common = {key: typed(value) for key, value in common.items()}
+        segment_only = {
+            "sentry.platform": typed(static["platform"]),
+            "sentry.sdk.integrations": typed(static["sdk"]["integrations"]),
         }
+        self._fixed = (static, typed_common, segment_only)  # one assignment: threads never see a half
+        return typed_common, segment_only
 
     def __call__(self, root: ReadableSpan, children: list[ReadableSpan], incoming: FrozenDsc | None) -> None:
+        client, static = self._slot.bound
+        fixed = self._attributes(static)
         root_attrs = sentry_attributes(root, self._send_pii)
         request = request_from_span(root.attributes or {}, False) if root.kind == SpanKind.SERVER else None
         if request is not None:  # the URL without its query, as the transaction's ``request.url``
@@ -88,9 +99,10 @@ class SpanItemSender:
             "sentry.segment.id": typed(trace.format_span_id(root.context.span_id)),
             "sentry.segment.name": typed(name),
         }
-        items = [self._item(root, root_attrs, segment, True, "route" if routed else "custom")]
+        items = [self._item(root, root_attrs, segment, fixed, True, "route" if routed else "custom")]
         items.extend(
-            self._item(child, sentry_attributes(child, self._send_pii), segment, False, None) for child in children
+            self._item(child, sentry_attributes(child, self._send_pii), segment, fixed, False, None)
+            for child in children
         )
         headers: dict[str, Any] = {"sent_at": format_timestamp(datetime.now(timezone.utc))}
         if self._dsc is not None:
@@ -98,13 +110,14 @@ class SpanItemSender:
             sampled = head_sampled(root)
             headers["trace"] = self._dsc.for_trace(root.context.trace_id, sampled, name if routed else None, incoming)
         envelope = Envelope(headers=headers, items=list(_chunks(items)))
-        deliver(self._client, envelope)
+        deliver(client, envelope)
 
     def _item(
         self,
         span: ReadableSpan,
         attrs: dict[str, Any],
         segment: dict[str, Attribute],
+        fixed: tuple[dict[str, Attribute], dict[str, Attribute]],
         is_segment: bool,
         source: str | None,
     ) -> dict[str, Any]:
@@ -112,10 +125,11 @@ class SpanItemSender:
         attributes["sentry.op"] = typed(operation(span, attrs))
         attributes["sentry.origin"] = typed(ORIGIN)
         attributes.update(segment)
-        attributes.update(self._common)
+        common, segment_only = fixed
+        attributes.update(common)
         if source is not None:
             attributes["sentry.segment.name.source"] = typed(source)
-            attributes.update(self._segment_only)
+            attributes.update(segment_only)
         error = span_status(span, attrs) != "ok" or span.status.status_code == StatusCode.ERROR
         item: dict[str, Any] = {
             "trace_id": trace.format_trace_id(span.context.trace_id),

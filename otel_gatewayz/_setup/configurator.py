@@ -10,8 +10,8 @@ from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from .._config.settings import Settings
 from .._context.hooks import fastapi_instrument_kwargs
 from .._safety.log import contained
-from .build import build
 from .defaults import apply_environment_defaults
+from .install import build
 from .processes import is_multiprocessing_helper
 from .runtime import LOCK, runtime
 

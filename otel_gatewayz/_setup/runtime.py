@@ -32,7 +32,7 @@ from .._privacy.spans import CleanSpans
 from .._spend.accounting import Spend
 from .._spend.prices import Pricer, price_overrides
 
-if TYPE_CHECKING:  # the Sentry side is imported only when it can start (``build.py``)
+if TYPE_CHECKING:  # the Sentry side is imported only when it can start (``assembly.py``)
     from .._sentry.errors import ErrorEventWorker
 
 
@@ -139,7 +139,7 @@ def runtime() -> Runtime:
         return _runtime
 
 
-def install(new: Runtime | None) -> Runtime | None:
+def make_current(new: Runtime | None) -> Runtime | None:
     """Make ``new`` the runtime the API and the hooks reach; the previous one is returned (to put back)."""
     global _runtime
     with LOCK:

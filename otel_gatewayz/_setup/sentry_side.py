@@ -1,27 +1,28 @@
-"""The Sentry side, assembled once the client started: hooks, error events, traces and sessions.
+"""The Sentry side, assembled before its client exists: hooks, error events, traces and sessions.
 
-:mod:`.build` imports this module only when the installed sentry-sdk is in the supported range,
+Everything here is built without touching the process. The pieces send through a
+:class:`~otel_gatewayz._sentry.envelopes.ClientSlot`: the install step binds the process's client
+to it once ``sentry_sdk.init`` made it, the test fixture a client of its own.
+
+:mod:`.assembly` imports this module only when the installed sentry-sdk is in the supported range,
 and inside a guard: should an upstream release move something imported here, Sentry is off with
 one line naming the package and what moved, and OpenTelemetry starts as usual.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
-import sentry_sdk
 from opentelemetry.sdk.trace import SpanProcessor
-from sentry_sdk.client import BaseClient
 from sentry_sdk.transport import Transport
 
 from .._context.baggage import DscSource
 from .._errors.storm import EventBudget
-from .._export.spans import CountingBatchSpanProcessor, ScrubbingSpanExporter
+from .._export.spans import ScrubbingSpanExporter
 from .._safety.log import logger
 from .._sentry.client import in_process_client, init_sentry
 from .._sentry.enrichment import SentryHooks
-from .._sentry.envelopes import TransactionEnvelopes
+from .._sentry.envelopes import ClientSlot, TransactionEnvelopes
 from .._sentry.error_envelopes import ErrorEnvelopes
 from .._sentry.errors import ErrorEventWorker, record_lost, transport_backlog
 from .._sentry.routes import OTLP, SIGNAL, SPANS, sentry_otlp_exporter, traces_route
@@ -33,35 +34,27 @@ from .._sentry.transactions import SentryTransactionProcessor, TraceSend, Transa
 from .._sentry.transport import CountingTransport
 from .runtime import Parts
 
-__all__ = ["SentrySide", "assemble", "hooks_for", "in_process", "start"]
+# What the install step starts the process's client with (and watches its Spotlight sender), and a
+# test makes its own client with: imported with the side, so that an upstream move is met by the guard.
+__all__ = ["SentrySide", "assemble", "hooks_for", "in_process_client", "init_sentry", "watch_spotlight"]
 
 
 @dataclass(frozen=True)
 class SentrySide:
-    """The started client's pieces, for the setup to hand to the runtime, the SDK and the app."""
+    """The Sentry pieces, for the assembly to hand to the runtime, the span processors and the app.
+
+    The client is made from ``hooks`` and ``transport`` (by the install step, or by a test) and
+    bound to ``slot``. Sampled traces go through ``traces``, or on the OTLP route through
+    ``otlp``, whose batch processor starts a thread when built: the install step builds it.
+    """
 
     hooks: SentryHooks
+    transport: type[Transport] | Transport
+    slot: ClientSlot
     error_events: ErrorEventWorker
-    traces: SpanProcessor
     sessions: SessionAggregator | None
-
-
-def _traces(parts: Parts, dsc: DscSource, client: BaseClient) -> SpanProcessor:
-    """Sampled traces to Sentry by the route ``GATEWAYZ_SENTRY_TRACES_VIA`` picks (``routes.py``)."""
-    settings, drops = parts.settings, parts.instruments.drops
-    route = traces_route(settings, STREAMS_SPANS)
-    if route == OTLP and settings.sentry_dsn:
-        exporter = ScrubbingSpanExporter(
-            sentry_otlp_exporter(settings.sentry_dsn, settings.shutdown_timeout), parts.clean_spans, drops, SIGNAL
-        )
-        logger.info("otel_gatewayz: sampled traces go to Sentry's OTLP intake (GATEWAYZ_SENTRY_TRACES_VIA)")
-        return CountingBatchSpanProcessor(exporter, drops, settings.shutdown_timeout, signal=SIGNAL)
-    send: TraceSend
-    if route == SPANS:
-        send = SpanItemSender(client, dsc, settings.send_default_pii)
-    else:
-        send = TransactionSender(settings.service_name, TransactionEnvelopes(client), dsc, settings.send_default_pii)
-    return SentryTransactionProcessor(settings.shutdown_timeout, drops, parts.clean_spans, send)
+    traces: SpanProcessor | None = None
+    otlp: ScrubbingSpanExporter | None = None
 
 
 def hooks_for(parts: Parts, dsc: DscSource) -> SentryHooks:
@@ -70,40 +63,51 @@ def hooks_for(parts: Parts, dsc: DscSource) -> SentryHooks:
     return SentryHooks(parts.scrubber, parts.grouper, settings.service_name, dsc, settings.send_default_pii)
 
 
-def start(parts: Parts, dsc: DscSource) -> SentrySide | None:
-    """Start the process's client with our hooks and transport; None (one line said why) when it cannot start."""
+def _traces(parts: Parts, dsc: DscSource, slot: ClientSlot) -> SpanProcessor | ScrubbingSpanExporter:
+    """Sampled traces to Sentry by the route ``GATEWAYZ_SENTRY_TRACES_VIA`` picks (``routes.py``)."""
+    settings, drops = parts.settings, parts.instruments.drops
+    route = traces_route(settings, STREAMS_SPANS)
+    if route == OTLP and settings.sentry_dsn:
+        logger.info("otel_gatewayz: sampled traces go to Sentry's OTLP intake (GATEWAYZ_SENTRY_TRACES_VIA)")
+        exporter = sentry_otlp_exporter(settings.sentry_dsn, settings.shutdown_timeout)
+        return ScrubbingSpanExporter(exporter, parts.clean_spans, drops, SIGNAL)
+    send: TraceSend
+    if route == SPANS:
+        send = SpanItemSender(slot, dsc, settings.send_default_pii)
+    else:
+        send = TransactionSender(settings.service_name, TransactionEnvelopes(slot), dsc, settings.send_default_pii)
+    return SentryTransactionProcessor(settings.shutdown_timeout, drops, parts.clean_spans, send)
+
+
+def assemble(parts: Parts, dsc: DscSource, transport: type[Transport] | Transport | None = None) -> SentrySide:
+    """The pieces that send through the client made with ``transport`` (None: sentry-sdk's, drops counted).
+
+    Nothing starts here: the workers start their threads on first use.
+    """
     settings = parts.settings
     drops = parts.instruments.drops
     hooks = hooks_for(parts, dsc)
-    if not init_sentry(settings, hooks, CountingTransport.bound(drops)):
-        return None
-    if settings.spotlight:
-        watch_spotlight(drops)
-    return assemble(parts, dsc, sentry_sdk.get_client(), hooks)
-
-
-def in_process(parts: Parts, dsc: DscSource, transport: Transport) -> tuple[SentrySide, BaseClient]:
-    """The Sentry side on a client of its own sending to ``transport``: nothing in the process is touched."""
-    hooks = hooks_for(parts, dsc)
-    client = in_process_client(parts.settings, hooks, transport)
-    return assemble(parts, dsc, client, hooks), client
-
-
-def assemble(parts: Parts, dsc: DscSource, client: BaseClient, hooks: SentryHooks) -> SentrySide:
-    """The pieces that send through ``client``: error events, traces, sessions (threads start on first use)."""
-    settings = parts.settings
-    drops = parts.instruments.drops
-    transport = client.transport
+    slot = ClientSlot()
+    # With a DSN the client has a transport, which takes the sessions (Spotlight alone gets none).
     sessions = (
-        SessionAggregator(settings.release, settings.environment, transport.capture_envelope) if transport else None
+        SessionAggregator(settings.release, settings.environment, slot.to_transport) if settings.sentry_dsn else None
     )
     budget = settings.error_event_budget
-    envelopes = ErrorEnvelopes(client, hooks.prepare_event, parts.scrubber.scrub_text)
+    envelopes = ErrorEnvelopes(slot, hooks.prepare_event, parts.scrubber.scrub_text)
     error_events = ErrorEventWorker(
         drops,
         EventBudget(*budget) if budget else None,
         send=envelopes.send,
-        record_lost=functools.partial(record_lost, client=client),
-        backlog=functools.partial(transport_backlog, client),
+        record_lost=lambda count: record_lost(count, client=slot.client),
+        backlog=lambda: transport_backlog(slot.client),
     )
-    return SentrySide(hooks, error_events, _traces(parts, dsc, client), sessions)
+    traces = _traces(parts, dsc, slot)
+    return SentrySide(
+        hooks,
+        CountingTransport.bound(drops) if transport is None else transport,
+        slot,
+        error_events,
+        sessions,
+        traces if isinstance(traces, SpanProcessor) else None,
+        traces if isinstance(traces, ScrubbingSpanExporter) else None,
+    )

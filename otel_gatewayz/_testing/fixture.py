@@ -41,11 +41,12 @@ from .._metrics.genai_labels import GenAiLabels
 from .._metrics.measurements import install_measurement_hook
 from .._setup.assembly import Assembly, assemble
 from .._setup.defaults import environment_defaults
-from .._setup.runtime import Runtime, install
+from .._setup.runtime import Runtime, make_current
 from .conventions import http_conventions
 from .recording import MetricPoint, RecordingTransport, metric_points
 
 if TYPE_CHECKING:
+    from sentry_sdk.client import BaseClient
     from sentry_sdk.envelope import Envelope
     from starlette.testclient import TestClient
 
@@ -83,24 +84,41 @@ class Gatewayz:
         self._log_exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
         self.meter_provider = MeterProvider(metric_readers=[self._metric_reader], resource=resource)
         self.assembly: Assembly = assemble(
-            settings, meter_provider=self.meter_provider, sentry_transport=self.transport
+            settings, env=env, meter_provider=self.meter_provider, sentry_transport=self.transport
         )
         parts = self.assembly.runtime.parts
         install_measurement_hook(self.meter_provider, GenAiLabels(parts.instruments, parts.genai.label))
-        self.tracer_provider = TracerProvider(resource=resource, sampler=GatewayzSampler(settings.traces_sample_rate))
+        # The process's sampler; with OTEL_TRACES_SAMPLER (which the SDK reads from os.environ), the ratio.
+        sampler = self.assembly.sampler or GatewayzSampler(settings.traces_sample_rate)
+        self.tracer_provider = TracerProvider(resource=resource, sampler=sampler)
         for processor in self.assembly.span_processors:
             self.tracer_provider.add_span_processor(processor)
-        self.tracer_provider.add_span_processor(
-            SimpleSpanProcessor(ScrubbingSpanExporter(self._span_exporter, parts.clean_spans, parts.instruments.drops))
-        )
+        exported = ScrubbingSpanExporter(self._span_exporter, parts.clean_spans, parts.instruments.drops)
+        self.tracer_provider.add_span_processor(self.assembly.sender(SimpleSpanProcessor(exported)))
         self.logger_provider = LoggerProvider(resource=resource)
         self.logger_provider.add_log_record_processor(self.assembly.log_processor)
         self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(self._log_exporter))
+        self.sentry_client = self._own_client()
         self._undo: ExitStack = ExitStack()
 
     @property
     def runtime(self) -> Runtime:
         return self.assembly.runtime
+
+    def _own_client(self) -> BaseClient | None:
+        """This test's Sentry client, bound to the Sentry side: the process's options, no integrations.
+
+        Imported here, not at the top: the plugin loads with every pytest run, and the Sentry
+        side's modules only where the installed sentry-sdk can run them (then the assembly has one).
+        """
+        side = self.assembly.sentry
+        if side is None:
+            return None
+        from .._setup.sentry_side import in_process_client
+
+        client = in_process_client(self.settings, side.hooks, side.transport)
+        side.slot.bind(client)
+        return client
 
     # -- apps ------------------------------------------------------------------------------
 
@@ -201,10 +219,12 @@ class Gatewayz:
     # -- the end -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Undo the instrumentation, flush, and end what the assembly and the providers started."""
+        """Undo the instrumentation, flush, and end what the assembly, the providers and the client started."""
         self._undo.close()
         self.tracer_provider.shutdown()
         self.assembly.close()
+        if self.sentry_client is not None:
+            self.sentry_client.close(timeout=self.settings.shutdown_timeout)
         self.meter_provider.shutdown()
         self.logger_provider.shutdown()
 
@@ -226,7 +246,7 @@ def _recordable(settings: Settings) -> Settings:
 
 def _swap_sentry_client(gatewayz: Gatewayz, stack: ExitStack) -> None:
     """The test's client where ``capture_message`` and ``sentry_sdk`` calls find it, the previous one after."""
-    client = gatewayz.assembly.sentry_client
+    client = gatewayz.sentry_client
     if client is None:
         return
     scope = sentry_sdk.get_global_scope()
@@ -243,8 +263,8 @@ def in_process(env: Mapping[str, str] | None = None) -> Iterator[Gatewayz]:
     with ExitStack() as stack:
         stack.enter_context(http_conventions(gatewayz.otel_defaults["OTEL_SEMCONV_STABILITY_OPT_IN"]))
         stack.callback(gatewayz.close)
-        previous_runtime = install(gatewayz.runtime)
-        stack.callback(install, previous_runtime)
+        previous_runtime = make_current(gatewayz.runtime)
+        stack.callback(make_current, previous_runtime)
         previous_propagator = propagate.get_global_textmap()
         propagate.set_global_textmap(gatewayz.assembly.propagator)
         stack.callback(propagate.set_global_textmap, previous_propagator)

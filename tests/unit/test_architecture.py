@@ -222,19 +222,23 @@ INSTALLERS = {
     "_errors/handlers.py": {"patch_starlette"},  # every app built from now on gets our handlers
     "_errors/log_correlation.py": {"install_log_correlation"},  # uvicorn's access lines, the record factory
     "_export/failures.py": {"count_export_failures"},  # filters on the exporters' loggers
-    "_export/spans.py": {"__init__", "build"},  # filters on the span exporters' and batch processor's loggers
-    # The Prometheus reader, built by the SDK configurator from OTEL_METRICS_EXPORTER: the registry,
-    # the port, exit and fork hooks, the metrics directory in the environment for the workers.
-    "_metrics/prometheus.py": {"__init__", "_label_default_collectors", "_try_serve", "metrics_dir"},
+    # Filters on the span exporters' loggers (why an export failed) and the batch processor's (queue full);
+    # ``build`` is the SDK's export-processor hook, run by the SDK configurator in the install step.
+    "_export/spans.py": {"read_failure_lines", "build"},
+    # The Prometheus reader's start, once the SDK configurator built it: the registry, the port, exit
+    # and fork hooks, the metrics directory in the environment for the workers. Its constructor is pure.
+    "_metrics/prometheus.py": {"serve", "_label_default_collectors", "_try_serve", "metrics_dir"},
     "_privacy/logs.py": {"install_log_record_factory"},  # tracebacks scrubbed as records are made
     "_export/recording.py": {"record_exceptions_cheaply"},  # Span.record_exception, cheap on unsampled spans
     "_safety/log.py": {"ensure_visible"},  # our own logger's handler
     "_sentry/client.py": {"init_sentry"},  # the process's Sentry client (and its profiler's fork hook)
-    "_setup/build.py": {"build"},  # the install step: propagator, exit flush, and the calls above
+    "_setup/install.py": {"install", "_start_sentry"},  # the install step: propagator, exit flush, the calls above
     "_testing/fixture.py": {"in_process"},  # a test's install: each global swapped back at its end
 }
-# Where installers may be called from: the install step, the entry points, a test's install.
-INSTALL_CALLERS = {"_setup/build.py", "_setup/configurator.py", "_setup/sentry_side.py", "_distro.py", "_cli.py"}
+# Where installers may be called from: the install step, and the doctor command's Sentry test message.
+INSTALL_CALLERS = {"_setup/install.py", "_cli.py"}
+# Modules that build pieces for the install step: they touch no global and call no installer.
+ASSEMBLY = ("_setup/assembly.py", "_setup/sentry_side.py", "_setup/runtime.py", "__init__.py")
 
 
 def _global_sites(path: Path) -> set[str]:
@@ -279,13 +283,13 @@ def _global_sites(path: Path) -> set[str]:
 def test_only_the_installers_touch_process_globals():
     touching = {name: sites for name, path in modules().items() if (sites := _global_sites(path))}
     assert touching == INSTALLERS
-    for name in ("_setup/assembly.py", "_setup/runtime.py", "__init__.py"):
+    for name in ASSEMBLY:
         assert name not in touching, f"{name} must assemble without touching the process"
 
 
 def test_installers_are_called_by_the_install_step_only():
     named = {function for functions in INSTALLERS.values() for function in functions}
-    named -= {"__init__", "build", "in_process", "_label_default_collectors", "_try_serve", "metrics_dir"}
+    named -= {"build", "in_process", "_label_default_collectors", "_try_serve", "metrics_dir"}
     for name, path in modules().items():
         calls = {
             node.func.id if isinstance(node.func, ast.Name) else node.func.attr

@@ -20,6 +20,7 @@ from otel_gatewayz._errors.capture import ErrorReport, InApp, capture_error
 from otel_gatewayz._errors.grouping import ErrorGrouper
 from otel_gatewayz._privacy.scrubber import Scrubber
 from otel_gatewayz._sentry.enrichment import SentryHooks
+from otel_gatewayz._sentry.envelopes import ClientSlot
 from otel_gatewayz._sentry.error_envelopes import ErrorEnvelopes
 from otel_gatewayz._sentry.errors import CAPTURE_HINT, build_event
 from tests.unit.test_trace_routes import Recording
@@ -98,7 +99,7 @@ def _hint(state: RequestState) -> dict[str, Any]:
 def test_the_direct_envelope_holds_what_capture_event_would_send(client):
     sdk_client, transport, hooks, scrubber = client
     hint = _hint(_state())
-    direct = ErrorEnvelopes(sdk_client, hooks.prepare_event, scrubber.scrub_text)
+    direct = ErrorEnvelopes(ClientSlot(sdk_client), hooks.prepare_event, scrubber.scrub_text)
     assert direct.send(build_event(hint[CAPTURE_HINT]), hint) == "c" * 32
     assert sdk_capture_event(build_event(hint[CAPTURE_HINT]), hint) == "c" * 32
 
@@ -118,7 +119,9 @@ def test_the_direct_envelope_holds_what_capture_event_would_send(client):
 def _send(client: Any, direct: bool, hint: dict[str, Any]) -> None:
     sdk_client, _transport, hooks, scrubber = client
     if direct:
-        ErrorEnvelopes(sdk_client, hooks.prepare_event, scrubber.scrub_text).send(build_event(hint[CAPTURE_HINT]), hint)
+        ErrorEnvelopes(ClientSlot(sdk_client), hooks.prepare_event, scrubber.scrub_text).send(
+            build_event(hint[CAPTURE_HINT]), hint
+        )
     else:
         sdk_capture_event(build_event(hint[CAPTURE_HINT]), hint)
 
@@ -149,7 +152,7 @@ def test_a_dropped_event_is_reported_as_lost(client):
     sdk_client, transport, _hooks, scrubber = client
     lost: list[tuple[str, str]] = []
     transport.record_lost_event = lambda reason, data_category=None, **_: lost.append((reason, data_category))
-    direct = ErrorEnvelopes(sdk_client, lambda event, hint: None, scrubber.scrub_text)
+    direct = ErrorEnvelopes(ClientSlot(sdk_client), lambda event, hint: None, scrubber.scrub_text)
     hint = _hint(_state())
     assert direct.send(build_event(hint[CAPTURE_HINT]), hint) is None
     assert transport.envelopes == [] and lost == [("before_send", "error")]
@@ -158,7 +161,7 @@ def test_a_dropped_event_is_reported_as_lost(client):
 def test_an_event_without_an_id_gets_one(client):
     """The suppressed-errors summary is built without one, as ``capture_event`` allows."""
     sdk_client, transport, hooks, scrubber = client
-    direct = ErrorEnvelopes(sdk_client, hooks.prepare_event, scrubber.scrub_text)
+    direct = ErrorEnvelopes(ClientSlot(sdk_client), hooks.prepare_event, scrubber.scrub_text)
     event_id = direct.send({"level": "warning", "message": "3 errors not sent in full"}, {})
     [payload] = transport.payloads()
     assert event_id and payload["event_id"] == event_id == transport.envelopes[0].headers["event_id"]

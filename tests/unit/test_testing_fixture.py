@@ -124,6 +124,21 @@ def test_messages_and_logs_are_recorded_scrubbed(gatewayz):
     assert STRIPE_KEY not in str(record.log_record.body)
 
 
+def test_the_fixture_keeps_traces_as_production_does(gatewayz_env):
+    """The same assembly as the process's: no trace head-sampled, yet the errored request keeps its trace."""
+    with in_process({**gatewayz_env, "SENTRY_TRACES_SAMPLE_RATE": "0"}) as gatewayz:
+        _request_an_error(gatewayz)
+        gatewayz.client(APP).get("/ok")
+
+        [server] = gatewayz.spans()  # the request that went well is dropped at its root's end
+        assert server.name == "POST /v1/chat/completions"
+        assert server.attributes["gatewayz.sampling.kept"] == "error" and server.context.trace_flags.sampled
+        [transaction] = gatewayz.transactions()  # Sentry gets the same kept trace
+        assert transaction["contexts"]["trace"]["trace_id"] == format_trace_id(server.context.trace_id)
+        [event] = gatewayz.events()
+        assert event["contexts"]["trace"]["trace_id"] == format_trace_id(server.context.trace_id)
+
+
 def _globals() -> dict[str, Any]:
     return {
         "runtime": runtime_module._runtime,

@@ -17,7 +17,7 @@ from otel_gatewayz._context.baggage import DscSource, FrozenDsc
 from otel_gatewayz._privacy import spans as spans_module
 from otel_gatewayz._privacy.scrubber import Scrubber
 from otel_gatewayz._privacy.spans import CleanSpans
-from otel_gatewayz._sentry.envelopes import TransactionEnvelopes
+from otel_gatewayz._sentry.envelopes import ClientSlot, TransactionEnvelopes
 from otel_gatewayz._sentry.routes import traces_route
 from otel_gatewayz._sentry.span_items import SpanItemSender, typed
 from otel_gatewayz._sentry.transactions import transaction_event
@@ -65,7 +65,7 @@ def test_a_transaction_envelope_carries_what_capture_event_would_add_and_the_dsc
     event = transaction_event(root, children, "svc")
     event["contexts"]["trace"]["dynamic_sampling_context"] = {"trace_id": "t", "public_key": "public"}
 
-    event_id = TransactionEnvelopes(client).send(event)
+    event_id = TransactionEnvelopes(ClientSlot(client)).send(event)
 
     [envelope] = transport.envelopes
     assert envelope.headers["event_id"] == event_id and envelope.headers["trace"]["public_key"] == "public"
@@ -117,7 +117,7 @@ def test_a_local_trace_is_one_envelope_of_span_v2_items_with_the_dsc_header():
     root, children = finished_spans()
     dsc = DscSource("public", "api@abc", "staging", 0.25)
 
-    SpanItemSender(client, dsc)(clean(root), [clean(child) for child in children], None)
+    SpanItemSender(ClientSlot(client), dsc)(clean(root), [clean(child) for child in children], None)
 
     headers, items = _span_items(transport)
     trace_id = format_trace_id(root.context.trace_id)
@@ -153,7 +153,7 @@ def test_a_caller_dsc_is_kept_byte_for_byte_on_span_envelopes():
     values = {"trace_id": trace_id, "public_key": "upstream", "sample_rate": "0.5", "sampled": "true"}
     frozen = FrozenDsc(tuple(f"sentry-{k}={v}" for k, v in values.items()), values)
 
-    SpanItemSender(client, DscSource("public", "r", "e", 1.0))(root, children, frozen)
+    SpanItemSender(ClientSlot(client), DscSource("public", "r", "e", 1.0))(root, children, frozen)
 
     headers, _ = _span_items(transport)
     assert headers["trace"] == values
