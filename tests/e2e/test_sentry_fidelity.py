@@ -86,8 +86,13 @@ def test_continued_trace_keeps_the_callers_dsc_frozen_byte_for_byte(sentry_recor
     assert chat(gateway.base_url, headers=headers).status_code == 200
     httpx.get(f"{gateway.base_url}/v1/errors/provider", headers={**auth(), **headers})
 
-    [transaction] = eventually(lambda: _with_item(sentry_recorder, "transaction") or None, what="a transaction")
-    assert transaction.headers["trace"] == UPSTREAM_DSC
+    # The caller sampled both requests: each one's transaction carries the caller's DSC.
+    def both() -> list[Envelope] | None:
+        found = _with_item(sentry_recorder, "transaction")
+        return found if len(found) >= 2 else None
+
+    transactions = eventually(both, what="both requests' transactions")
+    assert [transaction.headers["trace"] for transaction in transactions] == [UPSTREAM_DSC] * 2
     [error] = eventually(lambda: _with_item(sentry_recorder, "event") or None, what="an error")
     assert error.headers["trace"] == UPSTREAM_DSC
     # The allowed provider got the caller's entries exactly as they were written, and the vendor's.
