@@ -211,6 +211,7 @@ def test_two_tier_profile_runs_a_front_and_backs_with_their_overlays() -> None:
     gateway = tiers["gateway"]["environment"]
     assert float(gateway["SENTRY_TRACES_SAMPLE_RATE"]) == 1.0
     assert gateway["GATEWAYZ_KEEP_TRACES"] == "false"
+    assert gateway["GATEWAYZ_SENTRY_TRACES_VIA"] == "none"  # Sentry gets the errors, not every transaction
 
 
 def test_gateway_exports_to_the_collector_and_calls_the_provider() -> None:

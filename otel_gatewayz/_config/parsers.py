@@ -116,7 +116,7 @@ def parse_spotlight(raw: str) -> bool | str:
     return parse_bool(value)
 
 
-TRACE_ROUTES = ("auto", "spans", "envelope", "otlp")
+TRACE_ROUTES = ("auto", "spans", "envelope", "otlp", "none")
 
 
 def parse_trace_route(raw: str) -> str:

@@ -254,13 +254,14 @@ class Settings:
     sentry_traces_via: str = setting(
         sources=("GATEWAYZ_SENTRY_TRACES_VIA",),
         parse=parse_trace_route,
-        type="auto, spans, envelope or otlp",
+        type="auto, spans, envelope, otlp or none",
         default="auto",
         on_error="using auto",
         meaning="How sampled traces reach Sentry: `spans`, one envelope of span v2 items per request, as "
         "sentry-sdk 3 streams them (sentry.io); `envelope`, one transaction envelope per request (every Sentry, "
         "self-hosted too, and Spotlight); `otlp`, batched spans to the project's OTLP intake "
-        "(`/api/<id>/integration/otlp/v1/traces`, sentry.io; costs what plain OTel's export costs). `auto`: for a "
+        "(`/api/<id>/integration/otlp/v1/traces`, sentry.io; costs what plain OTel's export costs); `none`, errors "
+        "only, no traces (when a collector tier decides and stores them). `auto`: for a "
         "`*.sentry.io` DSN without Spotlight, `spans` on sentry-sdk 3 and `otlp` on 2.x; else `envelope`.",
     )
     capture_expected_errors: bool = setting(

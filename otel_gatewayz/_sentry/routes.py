@@ -7,6 +7,7 @@
 - ``otlp``: spans batched to the project's OTLP intake
   (``/api/<project>/integration/otlp/v1/traces``, sentry.io), the endpoint and auth header made
   by sentry-sdk's own DSN helpers as its ``OTLPIntegration`` builds them.
+- ``none``: no traces to Sentry, errors only (a collector tier decides and stores the traces).
 
 ``auto`` picks by destination and SDK major: for a ``*.sentry.io`` DSN without Spotlight,
 ``spans`` on sentry-sdk 3 (what its own SDK sends) and ``otlp`` on 2.x; anywhere else
@@ -27,11 +28,12 @@ from .._config.settings import Settings
 ENVELOPE = "envelope"
 OTLP = "otlp"
 SPANS = "spans"
+NONE = "none"
 SIGNAL = "sentry_spans"
 
 
 def traces_route(settings: Settings, streams_spans: bool) -> str:
-    """``spans``, ``envelope`` or ``otlp``: how this process's sampled traces reach Sentry."""
+    """``spans``, ``envelope``, ``otlp`` or ``none``: how this process's sampled traces reach Sentry."""
     chosen = settings.sentry_traces_via
     if not settings.sentry_dsn:
         return ENVELOPE  # Spotlight alone: transactions, which its viewer shows

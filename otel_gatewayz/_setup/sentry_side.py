@@ -25,7 +25,7 @@ from .._sentry.enrichment import SentryHooks
 from .._sentry.envelopes import ClientSlot, TransactionEnvelopes
 from .._sentry.error_envelopes import ErrorEnvelopes
 from .._sentry.errors import ErrorEventWorker, record_lost, transport_backlog
-from .._sentry.routes import OTLP, SIGNAL, SPANS, sentry_otlp_exporter, traces_route
+from .._sentry.routes import NONE, OTLP, SIGNAL, SPANS, sentry_otlp_exporter, traces_route
 from .._sentry.sdk import STREAMS_SPANS
 from .._sentry.sessions import SessionAggregator
 from .._sentry.span_items import SpanItemSender
@@ -63,10 +63,13 @@ def hooks_for(parts: Parts, dsc: DscSource) -> SentryHooks:
     return SentryHooks(parts.scrubber, parts.grouper, settings.service_name, dsc, settings.send_default_pii)
 
 
-def _traces(parts: Parts, dsc: DscSource, slot: ClientSlot) -> SpanProcessor | ScrubbingSpanExporter:
-    """Sampled traces to Sentry by the route ``GATEWAYZ_SENTRY_TRACES_VIA`` picks (``routes.py``)."""
+def _traces(parts: Parts, dsc: DscSource, slot: ClientSlot) -> SpanProcessor | ScrubbingSpanExporter | None:
+    """Sampled traces to Sentry by the route ``GATEWAYZ_SENTRY_TRACES_VIA`` picks (``routes.py``); None: errors only."""
     settings, drops = parts.settings, parts.instruments.drops
     route = traces_route(settings, STREAMS_SPANS)
+    if route == NONE:
+        logger.info("otel_gatewayz: no traces go to Sentry, errors only (GATEWAYZ_SENTRY_TRACES_VIA=none)")
+        return None
     if route == OTLP and settings.sentry_dsn:
         logger.info("otel_gatewayz: sampled traces go to Sentry's OTLP intake (GATEWAYZ_SENTRY_TRACES_VIA)")
         exporter = sentry_otlp_exporter(settings.sentry_dsn, settings.shutdown_timeout)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import sentry_sdk
+from fastapi import FastAPI
 from opentelemetry.trace import format_span_id, format_trace_id
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
@@ -21,6 +22,7 @@ from otel_gatewayz._sentry.envelopes import ClientSlot, TransactionEnvelopes
 from otel_gatewayz._sentry.routes import traces_route
 from otel_gatewayz._sentry.span_items import SpanItemSender, typed
 from otel_gatewayz._sentry.transactions import transaction_event
+from otel_gatewayz.testing import DEFAULT_ENV, in_process
 from tests.unit.test_sentry import finished_spans
 
 
@@ -177,3 +179,29 @@ def test_attribute_values_are_typed_as_sentry_sdk_3_types_them(value):
         assert ours["type"] == "string"  # mixed arrays are not a v2 type
     else:
         assert ours == {"value": list(value), "type": "array"}
+
+
+@pytest.mark.parametrize("dsn", ["https://public@o1.ingest.sentry.io/1", "https://public@sentry.example.com/1"])
+def test_route_none_sends_sentry_errors_linked_to_the_trace_and_no_trace(dsn):
+    """``GATEWAYZ_SENTRY_TRACES_VIA=none`` (a collector tier keeps the traces): errors only, on any DSN."""
+    assert traces_route(load_settings({"SENTRY_DSN": dsn, "GATEWAYZ_SENTRY_TRACES_VIA": "none"}), True) == "none"
+    app = FastAPI()
+
+    @app.get("/ok")
+    async def ok() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    with in_process({**DEFAULT_ENV, "SENTRY_DSN": dsn, "GATEWAYZ_SENTRY_TRACES_VIA": "none"}) as gatewayz:
+        client = gatewayz.client(app)
+        assert client.get("/ok").status_code == 200
+        assert client.get("/boom").status_code == 500
+        [event] = gatewayz.events()
+        assert gatewayz.transactions() == [] and gatewayz.sentry_spans() == []
+        # OpenTelemetry still exports both traces; the error names its own.
+        spans = {span.name: span for span in gatewayz.spans()}
+        assert set(spans) == {"GET /ok", "GET /boom"}
+        assert event["contexts"]["trace"]["trace_id"] == format_trace_id(spans["GET /boom"].context.trace_id)
