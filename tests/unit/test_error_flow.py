@@ -1,6 +1,7 @@
 """The example gateway's error paths in-process (the ``gatewayz`` fixture): what reaches Sentry, what is counted.
 
-These check our logic (capture_errors, expected errors, production filtering), so no process or
+These check our logic (capture_errors, expected errors, production filtering, which traces an error
+keeps), so no process or
 server is started; tests/e2e/test_error_context.py keeps what needs a real one (Bugsink's
 grouping, concurrency and streaming through uvicorn).
 """
@@ -15,7 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from examples.gateway import app as gateway
-from otel_gatewayz.testing import Gatewayz
+from otel_gatewayz.testing import Gatewayz, in_process
 from tests.e2e import withheld_app
 
 AUTH = {"Authorization": "Bearer gw_payer"}
@@ -132,3 +133,28 @@ def test_a_huge_local_gives_a_bounded_scrubbed_event(gatewayz: Gatewayz) -> None
     assert len(json.dumps(local_vars)) < 4096
     library = [f for f in frames if not f["in_app"]]
     assert library and all("vars" not in f for f in library)  # locals of in-app frames only
+
+
+@pytest.mark.parametrize("gatewayz_env", ["staging"], indirect=True)
+@pytest.mark.parametrize("keep", ["true", "false"])
+def test_unsampled_successes_send_no_transaction_and_errors_keep_theirs_unless_keeping_is_off(
+    gatewayz_env: dict[str, str], keep: str
+) -> None:
+    """At rate 0 a success sends nothing; an error's trace is kept at its root's end (``GATEWAYZ_KEEP_TRACES``)."""
+    env = {**gatewayz_env, "SENTRY_TRACES_SAMPLE_RATE": "0", "GATEWAYZ_KEEP_TRACES": keep}
+    with in_process(env) as gatewayz, gatewayz.client(gateway.app) as client:
+        assert client.get("/users/me", headers=AUTH).status_code == 200
+        assert client.get("/v1/errors/provider", headers=AUTH).status_code == 500
+
+        [event] = gatewayz.events()
+        assert event["user"]["id"] == "payer"
+        assert event["contexts"]["trace"]["trace_id"]
+        transactions = gatewayz.transactions()
+        if keep == "false":
+            assert transactions == []  # pure head sampling
+            return
+        [transaction] = transactions  # the error's, kept at the root's end
+        assert transaction["contexts"]["trace"]["trace_id"] == event["contexts"]["trace"]["trace_id"]
+        assert transaction["contexts"]["trace"]["data"]["gatewayz.sampling.kept"] == "error"
+        [envelope] = [e for e in gatewayz.envelopes() if any(item.type == "transaction" for item in e.items)]
+        assert envelope.headers["trace"]["sampled"] == "false"  # the head's decision, for extrapolation
