@@ -1,9 +1,8 @@
 """The example gateway's error paths in-process (the ``gatewayz`` fixture): what reaches Sentry, what is counted.
 
 These check our logic (capture_errors, expected errors, production filtering, which traces an error
-keeps), so no process or
-server is started; tests/e2e/test_error_context.py keeps what needs a real one (Bugsink's
-grouping, concurrency and streaming through uvicorn).
+keeps), so no process or server is started; tests/e2e/test_error_context.py keeps what needs a
+real one (Bugsink's grouping, concurrency and streaming through uvicorn).
 """
 
 from __future__ import annotations
