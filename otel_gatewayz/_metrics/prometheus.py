@@ -211,11 +211,12 @@ class GatewayzPrometheusReader(PrometheusMetricReader):
     """``/metrics`` on ``OTEL_EXPORTER_PROMETHEUS_HOST``/``_PORT`` with the totals of all workers.
 
     The SDK builds it from the ``gatewayz_prometheus`` entry point (``OTEL_METRICS_EXPORTER``)
-    with the options our setup passes (``exporter_args_map``); built without them, it reads the
-    settings itself. Building it touches nothing: :meth:`serve`, which our install step calls once
-    the SDK built it (another configurator must call it too), registers it in
+    with the options our setup passes (``exporter_args_map``); building it then touches nothing:
+    :meth:`serve`, which our install step calls once the SDK built it, registers it in
     ``prometheus_client``'s registry, makes the shared directory, binds the port and starts the
-    writer and the exit and fork hooks. The parent's per-process collector (``_collector``, an
+    writer and the exit and fork hooks. Built without our options (another configurator, or the
+    SDK reading ``OTEL_CONFIG_FILE``), no install step will serve it: it reads the settings itself
+    and serves at once. The parent's per-process collector (``_collector``, an
     SDK internal guarded by a test) stays in a registry of its own, and is served through
     :class:`_AllProcesses`.
     """
@@ -247,6 +248,8 @@ class GatewayzPrometheusReader(PrometheusMetricReader):
         self._wake = threading.Event()
         if on_built is not None:
             on_built(self)  # the install step's handle on the reader the SDK built
+        if options is None:  # built without our setup (another configurator, OTEL_CONFIG_FILE): nobody else starts it
+            self.serve()
 
     def serve(self) -> None:
         """Start: the registry, the shared directory, the journal, the port, the writer, exit and fork hooks (once)."""

@@ -226,7 +226,8 @@ INSTALLERS = {
     # ``build`` is the SDK's export-processor hook, run by the SDK configurator in the install step.
     "_export/spans.py": {"read_failure_lines", "build"},
     # The Prometheus reader's start, once the SDK configurator built it: the registry, the port, exit
-    # and fork hooks, the metrics directory in the environment for the workers. Its constructor is pure.
+    # and fork hooks, the metrics directory in the environment for the workers. Its constructor is pure
+    # with our options; built without them (not by our setup), it serves at once, as no install step will.
     "_metrics/prometheus.py": {"serve", "_label_default_collectors", "_try_serve", "metrics_dir"},
     "_privacy/logs.py": {"install_log_record_factory"},  # tracebacks scrubbed as records are made
     "_export/recording.py": {"record_exceptions_cheaply"},  # Span.record_exception, cheap on unsampled spans
