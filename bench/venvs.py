@@ -23,11 +23,18 @@ from packaging.requirements import Requirement
 
 __all__ = ["PEERS", "cache_dir", "constraints", "ensure_venv"]
 
+
+def _package_dependencies() -> tuple[str, ...]:
+    """otel_gatewayz's declared runtime dependencies (from the dev env's metadata of it), extras left out."""
+    return tuple(sorted(r for r in metadata.requires("otel-gatewayz") or () if "extra ==" not in r))
+
+
 # What a user of each peer installs.
 PEERS: dict[str, tuple[str, ...]] = {
-    # Plain OpenTelemetry. sentry-sdk is only there because the example app imports
-    # otel_gatewayz from the source tree (never installed here, so its distro cannot load),
-    # and otel_gatewayz imports sentry_sdk; no Sentry client is ever initialised in this venv.
+    # Plain OpenTelemetry. The example app imports otel_gatewayz from the source tree (never
+    # installed here, so its distro cannot load): what the package imports comes too (sentry-sdk,
+    # genai-prices...), read from its metadata so a new dependency cannot break this peer. No Sentry
+    # client is ever initialised in this venv.
     "otel": (
         "opentelemetry-distro",
         "opentelemetry-exporter-otlp-proto-http",
@@ -38,7 +45,7 @@ PEERS: dict[str, tuple[str, ...]] = {
         "uvicorn",
         "httpx",
         "openai",  # the example calls its provider through the official SDK
-        "sentry-sdk",
+        *_package_dependencies(),
     ),
     # sentry-sdk with its own (auto-enabled) FastAPI/Starlette/httpx integrations; no OpenTelemetry.
     # 2.x sends one transaction envelope per sampled request; 3.x streams span v2 items.

@@ -141,6 +141,18 @@ def test_each_sentry_sdk_peer_keeps_its_major_whatever_the_dev_env_runs() -> Non
     assert venvs.peer_pins(venvs.PEERS["sentry3"], dev_on_2) == ["fastapi==0.165.0"]
 
 
+def test_the_plain_otel_peer_has_what_importing_our_package_from_the_source_tree_needs() -> None:
+    """The example app imports otel_gatewayz there: a runtime dependency the peer lacks fails its start-up."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    declared = {Requirement(r).name for r in metadata.requires("otel-gatewayz") or () if "extra ==" not in r}
+    in_peer = {Requirement(r).name for r in venvs.PEERS["otel"]}
+    assert {"genai-prices", "sentry-sdk", "detect-secrets"} <= declared
+    assert declared <= in_peer
+
+
 def test_the_decision_at_the_roots_end_is_measured_against_pure_head_sampling() -> None:
     rounds = [
         [_m("ours-prod", "success", 2.2), _m("ours-headonly", "success", 2.0)],
