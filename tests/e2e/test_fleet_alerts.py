@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from tests.e2e.helpers import RAW_CHAT_PATH, SHA, auth, chat
-from tests.servers.collector import CollectorBuildFailed, CollectorServer, collector_binary
+from tests.servers.collector import CollectorServer
 from tests.servers.gateway import Gateway, GatewayFactory
 from tests.servers.prometheus import PrometheusFactory, PrometheusServer
 
@@ -60,12 +60,8 @@ def rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorServer]:
-    try:
-        binary = collector_binary()
-    except CollectorBuildFailed as err:
-        pytest.fail(f"cannot build the collector: {err}", pytrace=False)
-    with CollectorServer(binary, tmp_path_factory.mktemp("collector")) as server:
+def collector(collector_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorServer]:
+    with CollectorServer(collector_bin, tmp_path_factory.mktemp("collector")) as server:
         yield server
 
 
